@@ -1,0 +1,151 @@
+"""The ``art-purify`` command line: training the default models and evaluating defences."""
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+logger = logging.getLogger("art_purify")
+
+
+def _data_arg(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--data",
+        default=default,
+        help="Fashion-MNIST source: a directory of the original IDX files, 'embedded' (first 1,000 test images), "
+        "'auto' (Debian's directory if present, else embedded) or 'download' (torchvision, explicit). "
+        f"Default: {default}.",
+    )
+
+
+def _common_train_args(parser: argparse.ArgumentParser) -> None:
+    from art_purify.datasets import DEBIAN_DIR
+
+    _data_arg(parser, str(DEBIAN_DIR))
+    parser.add_argument("--batch-size", type=int, help="Training batch size.")
+    parser.add_argument("--lr", type=float, help="Peak learning rate.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of every random draw (default 0).")
+    parser.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu' or 'cuda[:N]'.")
+    parser.add_argument("--out", required=True, type=Path, help="Output directory (checkpoint and artefacts).")
+    parser.add_argument("--resume", action="store_true", help="Continue from OUT/checkpoint.pt.")
+    parser.add_argument("--checkpoint-every", type=int, help="Steps between checkpoints.")
+    parser.add_argument("--n-train", type=int, help="Use only the first N training images (for quick runs).")
+    parser.add_argument("--num-threads", type=int, help="torch CPU threads (default: torch's choice).")
+    parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)  # simulated interruption, for tests
+    parser.add_argument("--quiet", action="store_true", help="No progress bar.")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="art-purify", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train-classifier", help="Train the SmallResNet Fashion-MNIST classifier.")
+    _common_train_args(p)
+    p.add_argument("--epochs", type=int, help="Training epochs (default 15).")
+
+    p = sub.add_parser("train-diffusion", help="Train the Fashion-MNIST DDPM UNet (noise prediction).")
+    _common_train_args(p)
+    p.add_argument("--steps", type=int, help="Optimisation steps (default 5000).")
+    p.add_argument("--t-max", type=int, help="Train on timesteps [0, t_max) (default 300; see docs/models.md).")
+    p.add_argument("--ema-decay", type=float, help="EMA decay of the exported weights (default 0.999).")
+
+    p = sub.add_parser("evaluate", help="Attack an ART PyTorchClassifier and report clean and robust accuracy.")
+    _data_arg(p, "embedded")
+    p.add_argument("--model", default="fashion-mnist", help="Zoo name of the classifier (default fashion-mnist).")
+    p.add_argument("--attack", default="pgd", choices=["pgd"], help="Attack (default pgd, l_inf).")
+    p.add_argument("--eps", type=float, default=0.1, help="l_inf budget in [0, 1] pixel units (default 0.1).")
+    p.add_argument("--eps-step", type=float, help="Step size (default eps / 4).")
+    p.add_argument("--max-iter", type=int, default=20, help="PGD iterations (default 20).")
+    p.add_argument("--n", type=int, default=100, help="Number of test images (default 100).")
+    p.add_argument("--batch-size", type=int, default=100, help="Attack batch size (default 100).")
+    p.add_argument("--seed", type=int, default=0, help="Seed (default 0).")
+    p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu' or 'cuda[:N]'.")
+    p.add_argument("--out", type=Path, default=Path("reports/evaluate"), help="Report directory.")
+    p.add_argument("--quiet", action="store_true", help="No progress bar.")
+    return parser
+
+
+def _set_threads(n: Optional[int]) -> None:
+    if n is not None:
+        import torch
+
+        if n <= 0:
+            raise ValueError(f"--num-threads must be positive, got {n}.")
+        torch.set_num_threads(n)
+
+
+def _load_train(args):
+    from art_purify.datasets import load_fashion_mnist
+
+    x, y = load_fashion_mnist("train", source=args.data, n=args.n_train)
+    return x, y
+
+
+def _cmd_train_classifier(args, command: str) -> int:
+    from art_purify.datasets import load_fashion_mnist
+    from art_purify.training import ClassifierTrainConfig, train_classifier
+
+    _set_threads(args.num_threads)
+    config = ClassifierTrainConfig(seed=args.seed)
+    for name in ("epochs", "batch_size", "lr", "checkpoint_every"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+    x, y = _load_train(args)
+    x_test, y_test = load_fashion_mnist("test", source=args.data)
+    card = train_classifier(x, y, args.out, config, x_test, y_test, device=args.device, resume=args.resume,
+                            stop_after=args.stop_after, command=command, verbose=not args.quiet)
+    if "interrupted_at" in card:
+        print(f"stopped at step {card['interrupted_at']}; continue with --resume")
+    else:
+        print(f"test accuracy {card['metrics'].get('test_accuracy', float('nan')):.4f}; artefacts in {args.out}")
+    return 0
+
+
+def _cmd_train_diffusion(args, command: str) -> int:
+    from art_purify.training import DiffusionTrainConfig, train_diffusion
+
+    _set_threads(args.num_threads)
+    config = DiffusionTrainConfig(seed=args.seed)
+    for name in ("steps", "batch_size", "lr", "checkpoint_every", "t_max", "ema_decay"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+    x, _ = _load_train(args)
+    card = train_diffusion(x, args.out, config, device=args.device, resume=args.resume, stop_after=args.stop_after,
+                           command=command, verbose=not args.quiet)
+    if "interrupted_at" in card:
+        print(f"stopped at step {card['interrupted_at']}; continue with --resume")
+    else:
+        print(f"final loss {card['metrics']['final_train_loss_mean_last_100']:.4f}; artefacts in {args.out}")
+    return 0
+
+
+def _cmd_evaluate(args, command: str) -> int:
+    from art_purify.evaluation import evaluate_cli
+
+    return evaluate_cli(args, command)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``art-purify`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    command = "art-purify " + " ".join(shlex.quote(a) for a in argv)
+    handlers = {
+        "train-classifier": _cmd_train_classifier,
+        "train-diffusion": _cmd_train_diffusion,
+        "evaluate": _cmd_evaluate,
+    }
+    try:
+        return handlers[args.command](args, command)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"art-purify {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

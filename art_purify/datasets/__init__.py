@@ -1,0 +1,21 @@
+"""Datasets: Fashion-MNIST (embedded subset, IDX files, or explicit download) and long-tailed subsampling."""
+from art_purify.datasets.fashion_mnist import (
+    CLASSES,
+    DEBIAN_DIR,
+    DatasetError,
+    default_source,
+    load_fashion_mnist,
+    read_idx,
+)
+from art_purify.datasets.long_tailed import long_tailed, long_tailed_counts
+
+__all__ = [
+    "CLASSES",
+    "DEBIAN_DIR",
+    "DatasetError",
+    "default_source",
+    "load_fashion_mnist",
+    "long_tailed",
+    "long_tailed_counts",
+    "read_idx",
+]

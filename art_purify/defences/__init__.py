@@ -1,0 +1,1 @@
+"""Defences in ART's layout: ``preprocessor`` (``PreprocessorPyTorch`` classes) and ``trainer`` (``Trainer`` classes)."""

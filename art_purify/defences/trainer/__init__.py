@@ -1,0 +1,2 @@
+"""ART ``Trainer`` classes (AToP and the sharpness-aware long-tailed trainer arrive here)."""
+__all__: list = []

@@ -1,0 +1,39 @@
+"""Wrapping any torch classifier (ours or a user's) in ART's PyTorchClassifier."""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+
+from art_purify.utils import resolve_device
+
+
+def as_art_classifier(
+    model: torch.nn.Module,
+    input_shape: Sequence[int] = (1, 28, 28),
+    nb_classes: int = 10,
+    clip_values: Tuple[float, float] = (0.0, 1.0),
+    device: Optional[Union[str, torch.device]] = None,
+    preprocessing_defences=None,
+):
+    """
+    Wrap a logits-returning ``torch.nn.Module`` in :class:`art.estimators.classification.PyTorchClassifier`.
+
+    The model is put in eval mode with its parameters' gradients off (ART's attacks only need input gradients).
+
+    :param device: ``None``/``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda[:N]"``.
+    :param preprocessing_defences: ART preprocessing defences, e.g. art_purify's purifiers.
+    """
+    from art.estimators.classification import PyTorchClassifier
+
+    dev = resolve_device(None if device is None else str(device))
+    model.eval().requires_grad_(False)
+    return PyTorchClassifier(
+        model=model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=tuple(input_shape),
+        nb_classes=int(nb_classes),
+        clip_values=tuple(clip_values),
+        preprocessing_defences=preprocessing_defences,
+        device_type="gpu" if dev.type == "cuda" else "cpu",
+    )

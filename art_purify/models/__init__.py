@@ -1,0 +1,12 @@
+"""Models: the small ResNet classifier and the diffusers UNet / DDPM schedule configuration."""
+from art_purify.models.classifier import BasicBlock, SmallResNet
+from art_purify.models.unet import DDPM_SCHEDULE, build_scheduler, build_unet, fashion_mnist_unet_config
+
+__all__ = [
+    "BasicBlock",
+    "DDPM_SCHEDULE",
+    "SmallResNet",
+    "build_scheduler",
+    "build_unet",
+    "fashion_mnist_unet_config",
+]

@@ -1,0 +1,47 @@
+"""The diffusers UNet configuration and DDPM schedule used for Fashion-MNIST purification."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+#: DDPM linear schedule shared by every model of the package (Ho et al., 2020).
+DDPM_SCHEDULE: Dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 1e-4,
+    "beta_end": 0.02,
+    "beta_schedule": "linear",
+    "prediction_type": "epsilon",
+    "clip_sample": False,
+}
+
+
+def fashion_mnist_unet_config() -> Dict[str, Any]:
+    """
+    Keyword arguments of :class:`diffusers.UNet2DModel` for 1x28x28 images (about 1.9 M parameters).
+
+    Three resolutions (28, 14, 7), one ResNet layer per block, self-attention only at 7x7.
+    """
+    return {
+        "sample_size": 28,
+        "in_channels": 1,
+        "out_channels": 1,
+        "layers_per_block": 1,
+        "block_out_channels": [32, 64, 64],
+        "down_block_types": ["DownBlock2D", "DownBlock2D", "AttnDownBlock2D"],
+        "up_block_types": ["AttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
+        "norm_num_groups": 8,
+        "attention_head_dim": 32,
+    }
+
+
+def build_unet(config: Optional[Dict[str, Any]] = None):
+    """Build a :class:`diffusers.UNet2DModel` from ``config`` (the Fashion-MNIST one by default)."""
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(**(config if config is not None else fashion_mnist_unet_config()))
+
+
+def build_scheduler(config: Optional[Dict[str, Any]] = None):
+    """Build the :class:`diffusers.DDPMScheduler` with the DDPM linear schedule (T = 1000, beta 1e-4 to 0.02)."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(**(config if config is not None else DDPM_SCHEDULE))

@@ -1,0 +1,114 @@
+"""The step-indexed training loop shared by the classifier and diffusion trainers.
+
+Every random draw of step ``s`` comes from ``step_generator(seed, s)`` and the data order of epoch ``e`` from
+``step_generator(seed, -1 - e)``, so a run resumed from a checkpoint at step ``s`` takes exactly the steps an
+uninterrupted run takes: the checkpoint only needs the model, optimiser (and EMA) state and ``s``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterator, Optional, Tuple
+
+import torch
+from tqdm.auto import tqdm
+
+from art_purify.training.checkpoint import load_checkpoint, save_checkpoint
+from art_purify.utils import step_generator
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def batch_indices(n: int, batch_size: int, seed: int, start_step: int) -> Iterator[Tuple[int, torch.Tensor]]:
+    """Yield ``(step, indices)`` from ``start_step`` on; each epoch is a seeded permutation, the last batch dropped."""
+    steps_per_epoch = n // batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch_size={batch_size} is larger than the {n} training examples.")
+    step = start_step
+    while True:
+        epoch, offset = divmod(step, steps_per_epoch)
+        order = torch.randperm(n, generator=step_generator(seed, -1 - epoch))
+        for k in range(offset, steps_per_epoch):
+            yield step, order[k * batch_size : (k + 1) * batch_size]
+            step += 1
+
+
+def cosine_lr(step: int, total: int, base_lr: float, warmup: int) -> float:
+    """Linear warm-up for ``warmup`` steps, then cosine decay to zero at ``total``."""
+    if warmup > 0 and step < warmup:
+        return base_lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def run_loop(
+    *,
+    total_steps: int,
+    n_train: int,
+    batch_size: int,
+    seed: int,
+    out_dir: Path,
+    resume: bool,
+    checkpoint_every: int,
+    train_step: Callable[[int, torch.Tensor, torch.Generator], float],
+    get_state: Callable[[], Dict],
+    set_state: Callable[[Dict], None],
+    stop_after: Optional[int] = None,
+    verbose: bool = True,
+    desc: str = "train",
+) -> Dict[str, float]:
+    """
+    Run ``train_step(step, indices, generator)`` for ``total_steps`` steps with periodic atomic checkpoints.
+
+    :param stop_after: Stop (after checkpointing) once this many steps are done, as an interruption would.
+    :return: ``{"steps_done", "wall_time_s", "last_loss", "mean_loss_last_100"}``; ``wall_time_s`` sums the time of
+             every session of the run, resumed ones included.
+    """
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    start, elapsed, recent = 0, 0.0, []
+    if resume:
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"--resume was given but {ckpt_path} does not exist.")
+        state = load_checkpoint(ckpt_path)
+        set_state(state)
+        start, elapsed = int(state["step"]), float(state.get("wall_time_s", 0.0))
+        recent = list(state.get("recent_losses", []))
+        logger.info("Resumed from %s at step %d", ckpt_path, start)
+    elif ckpt_path.exists():
+        raise FileExistsError(f"{ckpt_path} already exists: pass --resume to continue that run or use another --out.")
+    end = total_steps if stop_after is None else min(total_steps, stop_after)
+    t0 = time.time()
+
+    def checkpoint(step: int) -> None:
+        state = get_state()
+        state.update(step=step, wall_time_s=elapsed + time.time() - t0, recent_losses=recent[-100:])
+        save_checkpoint(state, ckpt_path)
+
+    bar = tqdm(total=total_steps, initial=start, desc=desc, disable=not verbose, dynamic_ncols=True)
+    step = start
+    if start < end:
+        for step, idx in batch_indices(n_train, batch_size, seed, start):
+            loss = train_step(step, idx, step_generator(seed, step))
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss} at step {step}; lower the learning rate.")
+            recent.append(loss)
+            recent = recent[-100:]
+            bar.update(1)
+            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
+            done = step + 1
+            if done % checkpoint_every == 0 or done == end:
+                checkpoint(done)
+            if done >= end:
+                break
+        step = done
+    bar.close()
+    return {
+        "steps_done": step,
+        "wall_time_s": elapsed + time.time() - t0,
+        "last_loss": recent[-1] if recent else float("nan"),
+        "mean_loss_last_100": sum(recent) / len(recent) if recent else float("nan"),
+    }

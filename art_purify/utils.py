@@ -1,0 +1,50 @@
+"""Small helpers shared across the package: devices, seeded generators, machine description."""
+from __future__ import annotations
+
+import platform
+from typing import Dict, Optional
+
+import torch
+
+
+def resolve_device(device: Optional[str] = None) -> torch.device:
+    """
+    Pick a torch device: CUDA when available and ``device`` is ``None`` or ``"auto"``, else the one asked for.
+
+    :raises ValueError: If CUDA is requested but not available, or the name is not a torch device.
+    """
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda[:N]'.") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was requested but CUDA is not available on this machine.")
+    return resolved
+
+
+def step_generator(seed: int, step: int, device: Optional[torch.device] = None) -> torch.Generator:
+    """
+    A ``torch.Generator`` seeded from ``(seed, step)`` alone.
+
+    Drawing every random number of a training step from its own generator makes a resumed run draw exactly what an
+    uninterrupted one would, with no RNG state to save.
+    """
+    generator = torch.Generator(device=device if device is not None else "cpu")
+    generator.manual_seed((int(seed) * 1_000_003 + int(step)) % (2**63 - 1))
+    return generator
+
+
+def machine_description() -> Dict[str, str]:
+    """A short description of the machine and library versions, for model cards and reports."""
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_threads": str(torch.get_num_threads()),
+    }
+    if torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+    return info

@@ -1,0 +1,22 @@
+"""Default models shipped in the package (safetensors only) and loaders for users' own models."""
+from art_purify.zoo.loading import (
+    ZOO,
+    ZooError,
+    load_classifier,
+    load_classifier_weights,
+    load_diffusion,
+    load_diffusion_dir,
+    load_safetensors,
+    load_unet_weights,
+)
+
+__all__ = [
+    "ZOO",
+    "ZooError",
+    "load_classifier",
+    "load_classifier_weights",
+    "load_diffusion",
+    "load_diffusion_dir",
+    "load_safetensors",
+    "load_unet_weights",
+]

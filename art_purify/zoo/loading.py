@@ -1,0 +1,150 @@
+"""Loading of the default models shipped in the package, and of user models, from safetensors only."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+from importlib import resources
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+
+from art_purify.models import DDPM_SCHEDULE, SmallResNet
+
+PathLike = Union[str, os.PathLike]
+
+#: Zoo entries: name -> file stems inside ``art_purify/zoo/weights``.
+ZOO: Dict[str, Dict[str, str]] = {
+    "fashion-mnist": {"classifier": "fashion-mnist-classifier", "diffusion": "fashion-mnist-unet"},
+}
+
+
+class ZooError(ValueError):
+    """An unknown zoo name or a weights file that cannot be used."""
+
+
+def _check_name(name: str, kind: str) -> str:
+    if name not in ZOO or kind not in ZOO[name]:
+        available = ", ".join(sorted(n for n in ZOO if kind in ZOO[n]))
+        raise ZooError(f"unknown zoo {kind} {name!r}; available: {available}.")
+    return ZOO[name][kind]
+
+
+def _weights_path(stem: str, suffix: str) -> Path:
+    return Path(str(resources.files("art_purify.zoo").joinpath("weights", stem + suffix)))
+
+
+def load_safetensors(path: PathLike, device: Union[str, torch.device] = "cpu") -> Dict[str, torch.Tensor]:
+    """
+    Load a state dict from a safetensors file, refusing anything else (pickles are never unpickled).
+
+    :raises FileNotFoundError: If ``path`` does not exist.
+    :raises ZooError: If the file is not a valid safetensors file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist.")
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    size = path.stat().st_size
+    if len(head) < 9 or head[8:9] != b"{" or struct.unpack("<Q", head[:8])[0] > size - 8:
+        raise ZooError(
+            f"{path} is not a safetensors file (art_purify loads weights from safetensors only; convert a torch "
+            "checkpoint with safetensors.torch.save_file(model.state_dict(), path))."
+        )
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ZooError(f"{path} is a corrupt safetensors file: {err}") from err
+
+
+def _load_into(module: torch.nn.Module, state: Dict[str, torch.Tensor], path: PathLike) -> None:
+    reference = module.state_dict()
+    missing = sorted(set(reference) - set(state))
+    unexpected = sorted(set(state) - set(reference))
+    if missing or unexpected:
+        raise ZooError(f"{path} does not match the architecture: missing {missing[:5]}, unexpected {unexpected[:5]}.")
+    for key, tensor in state.items():
+        if tensor.shape != reference[key].shape:
+            raise ZooError(f"{path}: {key} has shape {tuple(tensor.shape)}, expected {tuple(reference[key].shape)}.")
+    module.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})
+
+
+def load_classifier_weights(weights: PathLike, config: Dict, device: Optional[Union[str, torch.device]] = None):
+    """Build a :class:`SmallResNet` from ``config`` (as in ``config.json``) and load ``weights`` (safetensors)."""
+    kwargs = {k: config[k] for k in ("in_channels", "num_classes", "widths", "blocks") if k in config}
+    model = SmallResNet(**kwargs)
+    _load_into(model, load_safetensors(weights), weights)
+    return model.to(device or "cpu").eval()
+
+
+def load_classifier(name: str = "fashion-mnist", device: Optional[Union[str, torch.device]] = None) -> SmallResNet:
+    """
+    The default classifier of a zoo entry, in eval mode, float32.
+
+    :param name: Zoo name (``"fashion-mnist"``).
+    :param device: Torch device (default CPU).
+    :return: A :class:`~art_purify.models.SmallResNet` taking ``(N, 1, 28, 28)`` in [0, 1] and returning logits.
+    """
+    stem = _check_name(name, "classifier")
+    meta = json.loads(_weights_path(stem, ".json").read_text())
+    return load_classifier_weights(_weights_path(stem, ".safetensors"), meta["config"], device)
+
+
+def load_unet_weights(weights: PathLike, unet_config: Dict, device: Optional[Union[str, torch.device]] = None):
+    """Build a :class:`diffusers.UNet2DModel` from ``unet_config`` and load ``weights`` (safetensors), float32."""
+    from art_purify.models import build_unet
+
+    with torch.random.fork_rng(devices=[]):  # diffusers' random init must not move the caller's RNG
+        unet = build_unet(unet_config)
+    _load_into(unet, load_safetensors(weights), weights)
+    return unet.to(device or "cpu").eval().requires_grad_(False)
+
+
+def load_diffusion(name: str = "fashion-mnist", device: Optional[Union[str, torch.device]] = None) -> Tuple:
+    """
+    The default diffusion model of a zoo entry: ``(unet, scheduler)``.
+
+    :return: A :class:`diffusers.UNet2DModel` in eval mode (float32, gradients off for its parameters) predicting
+             the noise of ``x_t`` in [-1, 1], and the :class:`diffusers.DDPMScheduler` it was trained with
+             (DDPM linear schedule, T = 1000, beta 1e-4 to 0.02).
+    """
+    from diffusers import DDPMScheduler
+
+    stem = _check_name(name, "diffusion")
+    meta = json.loads(_weights_path(stem, ".json").read_text())
+    unet = load_unet_weights(_weights_path(stem, ".safetensors"), meta["unet_config"], device)
+    return unet, DDPMScheduler(**meta.get("scheduler_config", DDPM_SCHEDULE))
+
+
+def load_diffusion_dir(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> Tuple:
+    """
+    A user's diffusers model directory, e.g. a CIFAR-10 DDPM saved with ``save_pretrained``: ``(unet, scheduler)``.
+
+    The directory holds ``config.json`` and ``diffusion_pytorch_model.safetensors`` (or a pipeline directory with
+    ``unet/`` and ``scheduler/`` sub-folders). Only safetensors weights are read and nothing is downloaded. Without a
+    scheduler config the DDPM linear schedule is used.
+    """
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"diffusion model directory {path} does not exist.")
+    unet_dir = path / "unet" if (path / "unet" / "config.json").is_file() else path
+    if not (unet_dir / "config.json").is_file():
+        raise ZooError(f"{path} holds no diffusers config.json (nor unet/config.json).")
+    weights = unet_dir / "diffusion_pytorch_model.safetensors"
+    if not weights.is_file():
+        raise ZooError(f"{unet_dir} holds no diffusion_pytorch_model.safetensors (only safetensors weights are read).")
+    load_safetensors(weights)  # validates the format with a clear message before diffusers sees it
+    unet = UNet2DModel.from_pretrained(str(unet_dir), use_safetensors=True, local_files_only=True)
+    scheduler_dir = path / "scheduler"
+    if (scheduler_dir / "scheduler_config.json").is_file():
+        scheduler = DDPMScheduler.from_pretrained(str(scheduler_dir), local_files_only=True)
+    else:
+        scheduler = DDPMScheduler(**DDPM_SCHEDULE)
+    return unet.to(device or "cpu").eval().requires_grad_(False), scheduler

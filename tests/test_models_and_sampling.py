@@ -1,0 +1,98 @@
+import pytest
+import torch
+
+from art_purify.diffusion import (
+    DiffusionSchedule,
+    ddim_denoise,
+    ddim_grid,
+    diffuse,
+    diffuse_and_denoise,
+    from_model_space,
+    to_model_space,
+)
+from art_purify.models import DDPM_SCHEDULE, SmallResNet, build_scheduler, build_unet, fashion_mnist_unet_config
+
+
+def test_small_resnet_shapes_and_named_stages():
+    model = SmallResNet().eval()
+    shapes = {}
+    hooks = [
+        getattr(model, name).register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, o.shape))
+        for name in model.stage_names
+    ]
+    out = model(torch.rand(3, 1, 28, 28))
+    for hook in hooks:
+        hook.remove()
+    assert out.shape == (3, 10)
+    assert [shapes[n][-1] for n in model.stage_names] == [28, 14, 7, 4]
+    with pytest.raises(ValueError, match="4 entries"):
+        SmallResNet(widths=(8, 16))
+
+
+def test_fashion_unet_config_runs_on_28x28():
+    unet = build_unet(fashion_mnist_unet_config()).eval()
+    with torch.no_grad():
+        out = unet(torch.randn(2, 1, 28, 28), torch.tensor([0, 250])).sample
+    assert out.shape == (2, 1, 28, 28)
+
+
+def test_scheduler_is_ddpm_linear():
+    scheduler = build_scheduler()
+    assert scheduler.config.num_train_timesteps == 1000
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    schedule = DiffusionSchedule(scheduler)
+    assert torch.allclose(schedule.alphas_cumprod, torch.cumprod(1 - betas, 0), rtol=1e-5)
+    assert DDPM_SCHEDULE["beta_schedule"] == "linear"
+    x = torch.zeros(2, 1, 4, 4, dtype=torch.float64)
+    assert schedule.alpha_bar(100, x).item() == pytest.approx(float(torch.cumprod(1 - betas, 0)[100]), rel=1e-6)
+    assert schedule.alpha_bar(torch.tensor([0, 5]), x).shape == (2, 1, 1, 1)
+    with pytest.raises(ValueError, match="outside"):
+        schedule.alpha_bar(1000, x)
+    t = schedule.timestep_for_sigma(schedule.sigma(150))
+    assert t == 150
+
+
+def test_space_conversions_are_inverse():
+    x = torch.rand(2, 1, 5, 5)
+    assert torch.allclose(from_model_space(to_model_space(x)), x)
+    assert to_model_space(torch.zeros(1)).item() == -1 and to_model_space(torch.ones(1)).item() == 1
+
+
+def test_ddim_with_an_oracle_noise_model_recovers_the_clean_image():
+    """If the model predicts the exact noise that was added, DDIM (eta = 0) returns x_0 up to rounding."""
+    schedule = DiffusionSchedule()
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.rand(4, 1, 6, 6, generator=gen, dtype=torch.float64) * 2 - 1
+    noise = torch.randn(x0.shape, generator=gen, dtype=torch.float64)
+    xt = diffuse(x0, 100, schedule, noise)
+
+    def oracle(x, t):
+        ab = schedule.alpha_bar(t, x)
+        return (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+
+    out = ddim_denoise(oracle, xt, 100, 10, schedule)
+    ab0 = schedule.alpha_bar(0, x0)
+    # DDIM ends at t = 0, where x_0 still carries sqrt(1 - ab_0) of the noise.
+    assert torch.allclose(out, ab0.sqrt() * x0 + (1 - ab0).sqrt() * noise, atol=1e-10)
+
+
+def test_ddim_grid():
+    assert ddim_grid(100, 4) == [100, 75, 50, 25, 0]
+    with pytest.raises(ValueError, match="steps must lie"):
+        ddim_grid(10, 0)
+
+
+def test_diffuse_and_denoise_is_seeded_and_in_range(tiny_unet):
+    x = torch.rand(3, 1, 8, 8)
+    a = diffuse_and_denoise(tiny_unet, x, 50, 5, generator=torch.Generator().manual_seed(1), batch_size=2)
+    b = diffuse_and_denoise(tiny_unet, x, 50, 5, generator=torch.Generator().manual_seed(1))
+    c = diffuse_and_denoise(tiny_unet, x, 50, 5, generator=torch.Generator().manual_seed(2))
+    assert a.shape == x.shape and 0 <= a.min() and a.max() <= 1
+    assert torch.allclose(a, b, atol=1e-6) and not torch.allclose(a, c)
+
+
+def test_global_rng_untouched(tiny_unet):
+    x = torch.rand(2, 1, 8, 8)
+    state = torch.get_rng_state()
+    diffuse_and_denoise(tiny_unet, x, 50, 5, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(state, torch.get_rng_state())
