@@ -56,10 +56,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="Attack an ART PyTorchClassifier and report clean and robust accuracy.")
     _data_arg(p, "embedded")
     p.add_argument("--model", default="fashion-mnist", help="Zoo name of the classifier (default fashion-mnist).")
-    p.add_argument("--attack", default="pgd", choices=["pgd"], help="Attack (default pgd, l_inf).")
+    p.add_argument("--defence", default="none", choices=["none", "uniform", "heterogeneous"],
+                   help="Preprocessing defence in front of the classifier (default none).")
+    p.add_argument("--attack", default="pgd", choices=["pgd", "pgd-eot"],
+                   help="ART's l_inf PGD; pgd-eot averages each gradient over --eot runs of the defence.")
+    p.add_argument("--gradient", default="exact", choices=["exact", "surrogate", "bpda"],
+                   help="Gradient the defence gives the attack (default exact; bpda is a weak reference only).")
+    p.add_argument("--eot", type=int, default=4, help="EOT samples per gradient with --attack pgd-eot (default 4).")
+    p.add_argument("--votes", type=int, default=1,
+                   help="Majority vote over this many purification runs for clean and robust predictions.")
     p.add_argument("--eps", type=float, default=0.1, help="l_inf budget in [0, 1] pixel units (default 0.1).")
     p.add_argument("--eps-step", type=float, help="Step size (default eps / 4).")
-    p.add_argument("--max-iter", type=int, default=20, help="PGD iterations (default 20).")
+    p.add_argument("--max-iter", "--steps", dest="max_iter", type=int, default=20,
+                   help="Attack iterations (default 20).")
     p.add_argument("--n", type=int, default=100, help="Number of test images (default 100).")
     p.add_argument("--batch-size", type=int, default=100, help="Attack batch size (default 100).")
     p.add_argument("--seed", type=int, default=0, help="Seed (default 0).")

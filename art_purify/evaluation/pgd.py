@@ -28,6 +28,8 @@ class EvaluationResult:
     clean_correct: List[bool] = field(repr=False)
     robust_correct: List[bool] = field(repr=False)
     settings: Dict = field(default_factory=dict)
+    clean_vote_margin: List[float] = field(default_factory=list, repr=False)
+    adversarial_vote_margin: List[float] = field(default_factory=list, repr=False)
 
     def to_json(self) -> Dict:
         return asdict(self)
@@ -55,6 +57,7 @@ def evaluate_pgd(
     eps_step: Optional[float] = None,
     max_iter: int = 20,
     batch_size: int = 100,
+    votes: int = 1,
     verbose: bool = True,
 ) -> EvaluationResult:
     """
@@ -68,6 +71,8 @@ def evaluate_pgd(
     :param y: ``(N,)`` integer labels.
     :param eps: l_inf budget in input units.
     :param eps_step: Step size (default ``eps / 4``).
+    :param votes: Predictions (clean and adversarial) by majority vote over this many runs of a random defence.
+                  With an EOT defence (``nb_eot > 1``) the attack's gradients are EOT averages: PGD-EOT.
     """
     from art.attacks.evasion import ProjectedGradientDescent
 
@@ -79,8 +84,10 @@ def evaluate_pgd(
     if max_iter <= 0:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter}.")
 
+    from art_purify.evaluation.voting import majority_vote
+
     t0 = time.time()
-    clean_pred = classifier.predict(x, batch_size=batch_size).argmax(1)
+    clean_pred, clean_margin, _ = majority_vote(classifier, x, votes, batch_size)
     clean_time = time.time() - t0
     attack = ProjectedGradientDescent(
         classifier, norm=np.inf, eps=eps, eps_step=eps_step, max_iter=max_iter, num_random_init=0,
@@ -88,7 +95,7 @@ def evaluate_pgd(
     )
     t0 = time.time()
     x_adv = attack.generate(x, y=y)
-    adv_pred = classifier.predict(x_adv, batch_size=batch_size).argmax(1)
+    adv_pred, adv_margin, _ = majority_vote(classifier, x_adv, votes, batch_size)
     attack_time = time.time() - t0
     if np.abs(x_adv - x).max() > eps + 1e-6:
         raise RuntimeError("the attack left the eps-ball; this is a bug")
@@ -100,7 +107,9 @@ def evaluate_pgd(
         clean_time_s=clean_time, attack_time_s=attack_time,
         clean_correct=clean_correct.tolist(), robust_correct=robust_correct.tolist(),
         settings={"attack": "ProjectedGradientDescent", "norm": "inf", "num_random_init": 0,
-                  "batch_size": batch_size},
+                  "batch_size": batch_size, "votes": votes},
+        clean_vote_margin=clean_margin.tolist(),
+        adversarial_vote_margin=adv_margin.tolist(),
     )
 
 
@@ -116,7 +125,8 @@ def format_table(rows: List[Dict[str, object]]) -> str:
 
 
 def evaluate_cli(args, command: str) -> int:
-    """``art-purify evaluate``: the shipped (or named) classifier, ART's PGD, a table and ``report.json``."""
+    """``art-purify evaluate``: the shipped (or named) models, an optional defence, ART's PGD (with EOT), a table
+    and ``report.json``."""
     import art
     import torch
 
@@ -124,7 +134,8 @@ def evaluate_cli(args, command: str) -> int:
     from art_purify.datasets import load_fashion_mnist
     from art_purify.evaluation.art_wrap import as_art_classifier
     from art_purify.utils import machine_description, resolve_device
-    from art_purify.zoo import load_classifier
+    from art_purify.evaluation.defences import build_defence
+    from art_purify.zoo import load_classifier, load_diffusion
 
     out = Path(args.out)
     try:
@@ -139,14 +150,26 @@ def evaluate_cli(args, command: str) -> int:
     if args.n <= 0 or args.n > len(y):
         raise ValueError(f"--n must lie in [1, {len(y)}] for data source {args.data!r}, got {args.n}.")
     x, y = x[: args.n], y[: args.n]
+    if args.attack == "pgd-eot" and args.defence == "none":
+        raise ValueError("--attack pgd-eot needs a random defence (--defence uniform or heterogeneous).")
+    nb_eot = args.eot if args.attack == "pgd-eot" else 1
     model = load_classifier(args.model, device=device)
-    classifier = as_art_classifier(model, input_shape=x.shape[1:], nb_classes=10, device=device)
+    unet, scheduler = load_diffusion(args.model, device=device) if args.defence != "none" else (None, None)
+    defence = build_defence(args.defence, unet, scheduler, model, gradient=args.gradient, nb_eot=nb_eot,
+                            seed=args.seed, device_type="gpu" if device.type == "cuda" else "cpu",
+                            batch_size=args.batch_size)
+    classifier = as_art_classifier(model, input_shape=x.shape[1:], nb_classes=10, device=device,
+                                   preprocessing_defences=[defence] if defence is not None else None)
+    votes = args.votes if defence is not None else 1
     result = evaluate_pgd(classifier, x, y, eps=args.eps, eps_step=args.eps_step, max_iter=args.max_iter,
-                          batch_size=args.batch_size, verbose=not args.quiet)
+                          batch_size=args.batch_size, votes=votes, verbose=not args.quiet)
+    attack = "PGD-EOT" if nb_eot > 1 else "PGD"
+    grad = f" {args.gradient}" if defence is not None else ""
     row = {
-        "defence": "none",
-        "attack": f"PGD l_inf eps={result.eps:g} x{result.max_iter}",
+        "defence": args.defence,
+        "attack": f"{attack}{grad} l_inf eps={result.eps:g} x{result.max_iter}" + (f" EOT{nb_eot}" if nb_eot > 1 else ""),
         "n": result.n,
+        "votes": votes,
         "clean acc": f"{100 * result.clean_accuracy:.1f}%",
         "robust acc": f"{100 * result.robust_accuracy:.1f}%",
         "time": f"{result.clean_time_s + result.attack_time_s:.1f}s",
@@ -154,6 +177,10 @@ def evaluate_cli(args, command: str) -> int:
     report = {
         "command": command,
         "model": args.model,
+        "defence": args.defence,
+        "gradient": args.gradient if defence is not None else None,
+        "nb_eot": nb_eot,
+        "votes": votes,
         "data": args.data,
         "seed": args.seed,
         "device": str(device),

@@ -1,2 +1,15 @@
-"""ART ``PreprocessorPyTorch`` defences (diffusion purification and reconstruction search arrive here)."""
-__all__: list = []
+"""ART ``PreprocessorPyTorch`` defences."""
+from art_purify.defences.preprocessor._diffusion_base import GRADIENT_MODES, DiffusionPurifierPyTorch
+from art_purify.defences.preprocessor.diffusion_purification_pytorch import DiffusionPurificationPyTorch
+from art_purify.defences.preprocessor.heterogeneous_diffusion_purification_pytorch import (
+    HeterogeneousDiffusionPurificationPyTorch,
+)
+from art_purify.defences.preprocessor.saliency import ActivationSaliency
+
+__all__ = [
+    "GRADIENT_MODES",
+    "ActivationSaliency",
+    "DiffusionPurificationPyTorch",
+    "DiffusionPurifierPyTorch",
+    "HeterogeneousDiffusionPurificationPyTorch",
+]

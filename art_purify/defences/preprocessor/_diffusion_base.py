@@ -1,0 +1,231 @@
+"""Shared plumbing of the diffusion purifiers: validation, batching, gradient modes, EOT, seeded noise."""
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import torch
+from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
+from tqdm.auto import tqdm
+
+from art_purify.diffusion.schedule import DiffusionSchedule
+
+logger = logging.getLogger(__name__)
+
+GRADIENT_MODES = ("exact", "surrogate", "bpda")
+
+
+class DiffusionPurifierPyTorch(PreprocessorPyTorch):
+    """
+    Base class of the diffusion purifiers. Subclasses implement :meth:`_purify_model_space`.
+
+    Gradient modes (all inside ``forward``, which is what ART differentiates):
+
+    - ``"exact"``: autograd through every step of the defence's own sampler (``checkpointing=True`` recomputes each
+      UNet call in the backward pass so that memory does not grow with the number of steps);
+    - ``"surrogate"``: the output value is the defence's output; the gradient is that of the short attack process
+      (grid ``attack_grid``) fed the same input: ``out = full.detach() + (sur - sur.detach())``;
+    - ``"bpda"``: the output value is the defence's output; the gradient is the identity.
+
+    EOT: with ``nb_eot > 1``, a call that ART makes for a loss gradient (gradients on, labels given) expands every
+    input into ``nb_eot`` independent purifications and repeats the labels, so the mean loss gives the EOT-averaged
+    gradient. Calls without gradients (``predict``, ``compute_loss``) and without labels (``class_gradient``) return
+    one purification per input.
+    """
+
+    def __init__(
+        self,
+        unet: torch.nn.Module,
+        scheduler=None,
+        defence_grid: int = 200,
+        attack_grid: int = 10,
+        gradient: str = "exact",
+        checkpointing: bool = True,
+        nb_eot: int = 1,
+        seed: Optional[int] = None,
+        batch_size: int = 64,
+        clip_values: Tuple[float, float] = (0.0, 1.0),
+        channels_first: bool = True,
+        apply_fit: bool = False,
+        apply_predict: bool = True,
+        device_type: str = "gpu",
+        verbose: bool = False,
+    ):
+        super().__init__(device_type=device_type, is_fitted=True, apply_fit=apply_fit, apply_predict=apply_predict)
+        if not isinstance(unet, torch.nn.Module):
+            raise TypeError(f"unet must be a torch.nn.Module mapping (x_t, t) to noise, got {type(unet).__name__}.")
+        if scheduler is None:
+            from art_purify.models import build_scheduler
+
+            scheduler = build_scheduler()
+        self.unet = unet.eval().requires_grad_(False)
+        self.scheduler = scheduler
+        self.schedule = DiffusionSchedule(scheduler)
+        self.defence_grid = defence_grid
+        self.attack_grid = attack_grid
+        self.gradient = gradient
+        self.checkpointing = checkpointing
+        self.nb_eot = nb_eot
+        self.seed = seed
+        self.batch_size = batch_size
+        self.clip_values = clip_values
+        self.channels_first = channels_first
+        self.verbose = verbose
+        self._generators: Dict[str, torch.Generator] = {}
+
+    # ------------------------------------------------------------------ randomness
+    def reset_generator(self) -> None:
+        """Restart the noise stream: with a ``seed`` the next calls replay the same noise as after construction."""
+        self._generators = {}
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        key = str(device)
+        if key not in self._generators:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(int(self.seed) if self.seed is not None else secrets.randbits(63))
+            self._generators[key] = generator
+        return self._generators[key]
+
+    def set_params(self, **kwargs) -> None:
+        """Set attributes listed in ``params``, re-validate, and restart the noise stream."""
+        for key, value in kwargs.items():
+            if key not in self.params:
+                raise ValueError(f"{key!r} is not a parameter of {type(self).__name__}; parameters: {self.params}.")
+            setattr(self, key, value)
+        self._check_params()
+        self.reset_generator()
+
+    # ------------------------------------------------------------------ validation
+    def _check_params(self) -> None:
+        for name in ("defence_grid", "attack_grid", "batch_size", "nb_eot"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if self.gradient not in GRADIENT_MODES:
+            raise ValueError(f"gradient must be one of {GRADIENT_MODES}, got {self.gradient!r}.")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))):
+            raise ValueError(f"seed must be an integer or None, got {self.seed!r}.")
+        if len(self.clip_values) != 2 or not self.clip_values[0] < self.clip_values[1]:
+            raise ValueError(f"clip_values must be (min, max) with min < max, got {self.clip_values!r}.")
+
+    def _unet_in_channels(self) -> Optional[int]:
+        config = getattr(self.unet, "config", None)
+        return getattr(config, "in_channels", None) if config is not None else None
+
+    def _unet_size_multiple(self) -> int:
+        config = getattr(self.unet, "config", None)
+        blocks = getattr(config, "block_out_channels", None) if config is not None else None
+        return 2 ** (len(blocks) - 1) if blocks else 1
+
+    def _validate(self, x: torch.Tensor) -> torch.Tensor:
+        """Check ``x`` and return it channels-first (a view, gradients kept)."""
+        if not torch.is_tensor(x):
+            raise TypeError(f"{type(self).__name__}.forward expects a torch.Tensor, got {type(x).__name__}.")
+        if not torch.is_floating_point(x):
+            raise ValueError(f"input must be a floating-point tensor, got dtype {x.dtype}.")
+        if x.ndim != 4:
+            raise ValueError(f"input must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}.")
+        if x.shape[0] == 0:
+            raise ValueError("input is an empty batch.")
+        if not self.channels_first:
+            x = x.permute(0, 3, 1, 2)
+        channels = self._unet_in_channels()
+        if channels is not None and x.shape[1] != channels:
+            layout = "channels_first" if self.channels_first else "channels_last"
+            raise ValueError(
+                f"input has {x.shape[1]} channels ({layout}, shape {tuple(x.shape)}) but the UNet takes {channels}."
+            )
+        multiple = self._unet_size_multiple()
+        if x.shape[2] % multiple or x.shape[3] % multiple:
+            raise ValueError(
+                f"image size {tuple(x.shape[2:])} cannot go through the UNet: height and width must be multiples of "
+                f"{multiple} (its {int(np.log2(multiple)) + 1} resolutions)."
+            )
+        with torch.no_grad():
+            if not torch.isfinite(x).all():
+                raise ValueError("input contains NaN or inf.")
+            lo, hi = self.clip_values
+            tol = 1e-5 * (hi - lo)
+            x_min, x_max = float(x.min()), float(x.max())
+            if x_min < lo - tol or x_max > hi + tol:
+                raise ValueError(f"input values lie in [{x_min:.4g}, {x_max:.4g}], outside clip_values [{lo}, {hi}].")
+        return x
+
+    # ------------------------------------------------------------------ the defence
+    def _to_unit(self, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.clip_values
+        return (x - lo) / (hi - lo)
+
+    def _from_unit(self, u: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.clip_values
+        return u.clamp(0.0, 1.0) * (hi - lo) + lo
+
+    def _prepare(self, x: torch.Tensor):
+        """Per-batch state shared by the full and the surrogate process (e.g. the saliency mask)."""
+        return None
+
+    def _purify_model_space(self, xd: torch.Tensor, grid: int, state, generator, checkpoint: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _purify_chunk(self, x: torch.Tensor, grid: int, state, generator, checkpoint: bool) -> torch.Tensor:
+        xd = self._to_unit(x) * 2.0 - 1.0
+        out = self._purify_model_space(xd, grid, state, generator, checkpoint)
+        return self._from_unit((out + 1.0) / 2.0)
+
+    def _model_dtype(self) -> torch.dtype:
+        for param in self.unet.parameters():
+            return param.dtype
+        return torch.float32
+
+    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None):
+        """
+        Purify ``x`` (values in ``clip_values``); differentiable as set by ``gradient``.
+
+        :return: ``(purified, y)``; with EOT expansion (see the class docstring) ``nb_eot`` rows per input and ``y``
+                 repeated to match.
+        """
+        x_cf = self._validate(x)
+        in_dtype = x.dtype
+        need_grad = torch.is_grad_enabled() and x.requires_grad
+        if need_grad and self.nb_eot > 1 and y is not None:
+            x_cf = x_cf.repeat_interleave(self.nb_eot, dim=0)
+            y = y.repeat_interleave(self.nb_eot, dim=0)
+        if next(self.unet.parameters(), torch.empty(0)).device != x.device:
+            self.unet.to(x.device)
+        work = x_cf.to(self._model_dtype())
+        generator = self._generator(x.device)
+        outs = []
+        chunks = range(0, work.shape[0], self.batch_size)
+        for i in tqdm(chunks, desc=type(self).__name__, disable=not self.verbose or len(chunks) == 1):
+            chunk = work[i : i + self.batch_size]
+            state = self._prepare(chunk.detach())
+            if not need_grad:
+                with torch.no_grad():
+                    outs.append(self._purify_chunk(chunk, self.defence_grid, state, generator, False))
+            elif self.gradient == "exact":
+                outs.append(self._purify_chunk(chunk, self.defence_grid, state, generator, self.checkpointing))
+            else:
+                with torch.no_grad():
+                    full = self._purify_chunk(chunk, self.defence_grid, state, generator, False)
+                if self.gradient == "surrogate":
+                    sur = self._purify_chunk(chunk, self.attack_grid, state, generator, self.checkpointing)
+                    outs.append(full + (sur - sur.detach()))
+                else:  # bpda
+                    outs.append(chunk + (full - chunk).detach())
+        out = torch.cat(outs).to(in_dtype)
+        if not self.channels_first:
+            out = out.permute(0, 2, 3, 1)
+        return out, y
+
+    def estimate_forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Same as ``forward`` (ART calls it only through ``estimate_gradient`` for mixed numpy/torch chains)."""
+        return self.forward(x, y)[0]
+
+    # ------------------------------------------------------------------ convenience
+    def purify(self, x: np.ndarray) -> np.ndarray:
+        """Purify a numpy batch without gradients (one purification per input)."""
+        with torch.no_grad():
+            out, _ = self.forward(torch.as_tensor(x, device=self.device))
+        return out.cpu().numpy()

@@ -1,0 +1,157 @@
+"""Purification samplers: uniform (DiffPure-style) and heterogeneous (saliency-guided two-level noise).
+
+Both work in model space ([-1, 1]), take every random draw from an explicit ``torch.Generator``, and are plain
+differentiable torch code: with ``checkpoint=True`` each UNet call is wrapped in ``torch.utils.checkpoint`` so that
+the memory of an exact backward pass does not grow with the number of steps (the noise of a step is drawn before
+its checkpointed region and passed in, so recomputation sees the same values).
+
+Grids follow the paper's convention: a grid of ``K`` divides the ``T`` training steps into strides ``s = T // K``;
+a process starting at ``t`` visits ``t, t - s, ..., 0`` and makes one UNet call per move.
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional
+
+import torch
+from torch.utils.checkpoint import checkpoint as _checkpoint
+
+from art_purify.diffusion.sampling import predict_noise
+from art_purify.diffusion.schedule import DiffusionSchedule
+
+
+def grid_timesteps(t_start: int, grid: int, num_train_timesteps: int = 1000) -> List[int]:
+    """
+    Timesteps ``t_start, t_start - s, ..., 0`` with ``s = num_train_timesteps // grid``.
+
+    :raises ValueError: If ``t_start`` is not a multiple of the stride (the process would not start where asked).
+    """
+    if grid <= 0 or grid > num_train_timesteps:
+        raise ValueError(f"grid must lie in [1, {num_train_timesteps}], got {grid}.")
+    stride = num_train_timesteps // grid
+    if t_start % stride != 0:
+        raise ValueError(f"t={t_start} is not on a grid of {grid} (stride {stride}); pick t a multiple of {stride}.")
+    return list(range(t_start, -1, -stride))
+
+
+def _randn_like(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def _ddim_move(model, xt, t: int, t_next: int, schedule: DiffusionSchedule, eta: float, z: Optional[torch.Tensor]):
+    """DDIM move ``t -> t_next`` with stochasticity ``eta`` (0: deterministic DDIM, 1: DDPM-like ancestral)."""
+    eps = predict_noise(model, xt, t)
+    ab, ab_next = schedule.alpha_bar(t, xt), schedule.alpha_bar(t_next, xt)
+    x0 = (xt - (1.0 - ab).sqrt() * eps) / ab.sqrt()
+    if eta == 0.0 or z is None:
+        return ab_next.sqrt() * x0 + (1.0 - ab_next).sqrt() * eps
+    sigma = eta * ((1.0 - ab_next) / (1.0 - ab) * (1.0 - ab / ab_next)).sqrt()
+    return ab_next.sqrt() * x0 + (1.0 - ab_next - sigma**2).clamp(min=0).sqrt() * eps + sigma * z
+
+
+def _run(fn: Callable, use_checkpoint: bool, *args):
+    if use_checkpoint and torch.is_grad_enabled() and any(a.requires_grad for a in args if torch.is_tensor(a)):
+        return _checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
+
+
+def uniform_purify(
+    model: torch.nn.Module,
+    xd: torch.Tensor,
+    schedule: DiffusionSchedule,
+    t_star: int,
+    grid: int,
+    generator: Optional[torch.Generator] = None,
+    eta: float = 0.0,
+    checkpoint: bool = False,
+) -> torch.Tensor:
+    """
+    DiffPure-style purification: diffuse ``xd`` to ``t_star``, reverse over the grid to 0.
+
+    :param xd: Images in model space ``[-1, 1]``.
+    :param eta: 0 for deterministic DDIM reverse steps, 1 for DDPM-like stochastic steps.
+    :return: Purified images in model space (not clipped).
+    """
+    timesteps = grid_timesteps(t_star, grid, schedule.num_train_timesteps)
+    xt = schedule.alpha_bar(t_star, xd).sqrt() * xd + (1.0 - schedule.alpha_bar(t_star, xd)).sqrt() * _randn_like(
+        xd, generator
+    )
+    for t, t_next in zip(timesteps[:-1], timesteps[1:]):
+        z = _randn_like(xd, generator) if eta > 0 else None
+
+        def step(x_in, z_in=None, t=t, t_next=t_next):
+            return _ddim_move(model, x_in, t, t_next, schedule, eta, z_in)
+
+        xt = _run(step, checkpoint, xt) if z is None else _run(step, checkpoint, xt, z)
+    return xt
+
+
+def heterogeneous_purify(
+    model: torch.nn.Module,
+    xd: torch.Tensor,
+    mask: torch.Tensor,
+    schedule: DiffusionSchedule,
+    t_high: int,
+    t_low: int,
+    grid: int,
+    jump: int,
+    generator: Optional[torch.Generator] = None,
+    checkpoint: bool = False,
+) -> torch.Tensor:
+    """
+    Heterogeneous purification (Divide and Conquer, CVPR 2025, arXiv 2503.01407), single-step resampling variant.
+
+    Stage 1, from ``t_high`` down to ``t_low``: the whole image starts at ``t_high``; before each move the
+    non-salient pixels (``mask == 0``) are re-anchored to the input diffused to the current level, so the salient
+    region is inpainted from strong noise while the rest keeps low noise; the combined image then jumps forward
+    ``jump`` steps in one Gaussian draw (``prod_{i=1..U} alpha_{t+i} = ab_{t+U} / ab_t``) and one DDIM move takes
+    it from ``t + jump`` to the next grid point. Stage 2, below ``t_low``: plain DDIM on the whole image.
+
+    :param xd: Images in model space ``[-1, 1]``.
+    :param mask: ``(N, 1, H, W)`` (or broadcastable) with 1 on salient pixels (HIGH noise), 0 elsewhere; treated as
+                 a constant (it should carry no gradient).
+    :param jump: Resampling jump ``U`` (0 disables resampling).
+    :return: Purified images in model space (not clipped).
+    """
+    timesteps = grid_timesteps(t_high, grid, schedule.num_train_timesteps)
+    if t_low not in timesteps:
+        raise ValueError(f"t_low={t_low} is not on the grid {timesteps[:3]}...; choose t_low a multiple of the stride.")
+    if t_high + jump >= schedule.num_train_timesteps:
+        raise ValueError(f"t_high + jump = {t_high + jump} exceeds the schedule's {schedule.num_train_timesteps} steps.")
+    mask = mask.to(dtype=xd.dtype).detach()
+    ab_high = schedule.alpha_bar(t_high, xd)
+    xt = ab_high.sqrt() * xd + (1.0 - ab_high).sqrt() * _randn_like(xd, generator)
+    for t, t_next in zip(timesteps[:-1], timesteps[1:]):
+        if t_next >= t_low:
+            n_known = _randn_like(xd, generator)
+            n_jump = _randn_like(xd, generator) if jump > 0 else None
+
+            def stage1(x_in, x_ref, nk, nj=None, t=t, t_next=t_next):
+                ab = schedule.alpha_bar(t, x_ref)
+                known = ab.sqrt() * x_ref + (1.0 - ab).sqrt() * nk
+                x_in = mask * x_in + (1.0 - mask) * known
+                t_from = t
+                if nj is not None:
+                    ratio = schedule.alpha_bar(t + jump, x_ref) / ab
+                    x_in = ratio.sqrt() * x_in + (1.0 - ratio).sqrt() * nj
+                    t_from = t + jump
+                return _ddim_move(model, x_in, t_from, t_next, schedule, 0.0, None)
+
+            args = (xt, xd, n_known) if n_jump is None else (xt, xd, n_known, n_jump)
+            xt = _run(stage1, checkpoint, *args)
+        else:
+
+            def stage2(x_in, t=t, t_next=t_next):
+                return _ddim_move(model, x_in, t, t_next, schedule, 0.0, None)
+
+            xt = _run(stage2, checkpoint, xt)
+    return xt
+
+
+def unet_calls_uniform(t_star: int, grid: int, num_train_timesteps: int = 1000) -> int:
+    """Number of UNet calls of :func:`uniform_purify`."""
+    return len(grid_timesteps(t_star, grid, num_train_timesteps)) - 1
+
+
+def unet_calls_heterogeneous(t_high: int, grid: int, num_train_timesteps: int = 1000) -> int:
+    """Number of UNet calls of :func:`heterogeneous_purify` (one per grid move, in both stages)."""
+    return len(grid_timesteps(t_high, grid, num_train_timesteps)) - 1

@@ -1,0 +1,40 @@
+"""Building art_purify's defences by name, for the evaluation API and the command line."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+DEFENCES = ("none", "uniform", "heterogeneous")
+
+
+def build_defence(
+    name: str,
+    unet: Optional[torch.nn.Module] = None,
+    scheduler=None,
+    classifier_model: Optional[torch.nn.Module] = None,
+    gradient: str = "exact",
+    nb_eot: int = 1,
+    seed: Optional[int] = None,
+    device_type: str = "cpu",
+    **kwargs,
+):
+    """
+    A defence by name: ``"none"`` (returns ``None``), ``"uniform"`` (:class:`DiffusionPurificationPyTorch`) or
+    ``"heterogeneous"`` (:class:`HeterogeneousDiffusionPurificationPyTorch`, which needs ``classifier_model``).
+    Extra keyword arguments go to the defence's constructor.
+    """
+    if name not in DEFENCES:
+        raise ValueError(f"unknown defence {name!r}; choose one of {', '.join(DEFENCES)}.")
+    if name == "none":
+        return None
+    if unet is None:
+        raise ValueError(f"defence {name!r} needs a diffusion model (unet).")
+    from art_purify.defences.preprocessor import DiffusionPurificationPyTorch, HeterogeneousDiffusionPurificationPyTorch
+
+    common = dict(gradient=gradient, nb_eot=nb_eot, seed=seed, device_type=device_type, **kwargs)
+    if name == "uniform":
+        return DiffusionPurificationPyTorch(unet, scheduler, **common)
+    if classifier_model is None:
+        raise ValueError("the heterogeneous defence needs the classifier model for its saliency mask.")
+    return HeterogeneousDiffusionPurificationPyTorch(unet, classifier_model, scheduler, **common)
