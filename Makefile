@@ -11,7 +11,6 @@ $(BIN)/python:
 
 # Re-install when the project metadata changes.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --upgrade --quiet "pip>=23"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 

@@ -46,6 +46,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-classifier", help="Train the SmallResNet Fashion-MNIST classifier.")
     _common_train_args(p)
     p.add_argument("--epochs", type=int, help="Training epochs (default 15).")
+    p.add_argument("--diffusion-augment", type=float, default=0.0,
+                   help="Purification-aware training: fraction of images replaced by a diffuse-and-denoise copy "
+                   "made with the zoo diffusion model --diffusion-model (default 0: off).")
+    p.add_argument("--diffusion-model", default="fashion-mnist", help="Zoo diffusion model for --diffusion-augment.")
+    p.add_argument("--diffusion-t", type=int, nargs=2, metavar=("T_MIN", "T_MAX"), default=(50, 200),
+                   help="Timestep range of the denoised copies (default 50 200).")
 
     p = sub.add_parser("train-diffusion", help="Train the Fashion-MNIST DDPM UNet (noise prediction).")
     _common_train_args(p)
@@ -103,10 +109,18 @@ def _cmd_train_classifier(args, command: str) -> int:
     for name in ("epochs", "batch_size", "lr", "checkpoint_every"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
+    config.diffusion_augment = args.diffusion_augment
+    config.diffusion_t_min, config.diffusion_t_max = args.diffusion_t
+    diffusion = None
+    if args.diffusion_augment > 0:
+        from art_purify.zoo import load_diffusion
+
+        diffusion = load_diffusion(args.diffusion_model)
     x, y = _load_train(args)
     x_test, y_test = load_fashion_mnist("test", source=args.data)
     card = train_classifier(x, y, args.out, config, x_test, y_test, device=args.device, resume=args.resume,
-                            stop_after=args.stop_after, command=command, verbose=not args.quiet)
+                            stop_after=args.stop_after, command=command, verbose=not args.quiet, diffusion=diffusion)
+
     if "interrupted_at" in card:
         print(f"stopped at step {card['interrupted_at']}; continue with --resume")
     else:

@@ -94,3 +94,25 @@ def test_cli_train_reports_missing_data(tmp_path, capsys):
     code = main(["train-diffusion", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 2
     assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
+
+
+def test_purification_aware_training_resumes_exactly(tmp_path, tiny_unet):
+    from art_purify.models import build_scheduler
+    from art_purify.training.classifier import denoised_copies
+
+    x, y = _data(48)
+    diffusion = (tiny_unet, build_scheduler())
+    copies = denoised_copies(tiny_unet, diffusion[1], x[:4], 50, 200, seed=1, verbose=False)
+    assert copies.shape == (4, 1, 28, 28) and 0 <= copies.min() and copies.max() <= 1
+    assert not np.allclose(copies, x[:4])
+    cfg = dict(TINY_CLF, diffusion_augment=0.5)
+    train_classifier(x, y, tmp_path / "full", ClassifierTrainConfig(**cfg), diffusion=diffusion, verbose=False)
+    train_classifier(x, y, tmp_path / "cut", ClassifierTrainConfig(**cfg), diffusion=diffusion, stop_after=3,
+                     verbose=False)
+    assert (tmp_path / "cut" / "denoised_train.npy").is_file()
+    train_classifier(x, y, tmp_path / "cut", ClassifierTrainConfig(**cfg), diffusion=diffusion, resume=True,
+                     verbose=False)
+    _same_state(load_checkpoint(tmp_path / "full" / "checkpoint.pt")["model"],
+                load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"])
+    with pytest.raises(ValueError, match="needs a diffusion model"):
+        train_classifier(x, y, tmp_path / "none", ClassifierTrainConfig(**cfg), verbose=False)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from art_purify.models import SmallResNet
 from art_purify.training.checkpoint import save_weights, write_json
-from art_purify.training.loop import cosine_lr, run_loop
+from art_purify.training.loop import check_out_dir, cosine_lr, run_loop
 from art_purify.utils import machine_description, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,11 @@ class ClassifierTrainConfig:
     widths: List[int] = field(default_factory=lambda: [16, 32, 64, 128])
     blocks: List[int] = field(default_factory=lambda: [1, 1, 1, 1])
     augment: bool = True
+    #: Fraction of training images shown as a diffuse-and-denoise copy (purification-aware training; 0 disables).
+    diffusion_augment: float = 0.0
+    #: Range of timesteps of those copies (one-step Tweedie denoising from ``t``, ``t`` uniform in the range).
+    diffusion_t_min: int = 50
+    diffusion_t_max: int = 200
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "checkpoint_every"):
@@ -41,6 +46,47 @@ class ClassifierTrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}.")
+        if not 0.0 <= self.diffusion_augment <= 1.0:
+            raise ValueError(f"diffusion_augment must lie in [0, 1], got {self.diffusion_augment!r}.")
+        if not 0 <= self.diffusion_t_min <= self.diffusion_t_max < 1000:
+            raise ValueError("diffusion_t_min <= diffusion_t_max must lie in [0, 999].")
+
+
+@torch.no_grad()
+def denoised_copies(
+    unet: torch.nn.Module,
+    scheduler,
+    x: np.ndarray,
+    t_min: int,
+    t_max: int,
+    seed: int,
+    batch_size: int = 500,
+    device: Optional[torch.device] = None,
+    verbose: bool = True,
+) -> np.ndarray:
+    """
+    One diffuse-and-denoise copy of every image: ``t`` uniform in ``[t_min, t_max]``, forward noise, then the
+    one-step (Tweedie) estimate ``x0 = (x_t - sqrt(1 - ab_t) eps(x_t, t)) / sqrt(ab_t)``, clipped to [0, 1].
+    Every draw comes from a ``torch.Generator`` seeded with ``seed``.
+    """
+    from tqdm.auto import tqdm
+
+    from art_purify.diffusion import DiffusionSchedule
+
+    device = device or torch.device("cpu")
+    schedule = DiffusionSchedule(scheduler)
+    gen = torch.Generator().manual_seed(int(seed))
+    out = np.empty_like(x)
+    for i in tqdm(range(0, len(x), batch_size), desc="denoised copies", disable=not verbose):
+        xb = torch.from_numpy(x[i : i + batch_size]) * 2.0 - 1.0
+        t = torch.randint(t_min, t_max + 1, (len(xb),), generator=gen)
+        noise = torch.randn(xb.shape, generator=gen)
+        ab = schedule.alpha_bar(t, xb)
+        xt = (ab.sqrt() * xb + (1.0 - ab).sqrt() * noise).to(device)
+        eps = unet(xt, t.to(device)).sample.cpu()
+        x0 = (xt.cpu() - (1.0 - ab).sqrt() * eps) / ab.sqrt()
+        out[i : i + batch_size] = ((x0 + 1.0) / 2.0).clamp(0.0, 1.0).numpy()
+    return out
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 2) -> torch.Tensor:
@@ -80,6 +126,7 @@ def train_classifier(
     stop_after: Optional[int] = None,
     command: Optional[str] = None,
     verbose: bool = True,
+    diffusion=None,
 ) -> Dict:
     """
     Train :class:`~art_purify.models.SmallResNet` and write ``classifier.safetensors``, ``config.json`` and
@@ -88,11 +135,15 @@ def train_classifier(
     :param x_train: ``(N, 1, 28, 28)`` float32 in [0, 1].
     :param y_train: ``(N,)`` integer labels.
     :param stop_after: Stop after this many steps, as an interruption would (for tests); no artefacts are written.
+    :param diffusion: ``(unet, scheduler)`` for purification-aware training (``config.diffusion_augment > 0``): a
+                      fraction of each batch is replaced by denoised copies made once by :func:`denoised_copies` and
+                      cached in ``out_dir/denoised_train.npy`` (so ``--resume`` reuses them).
     :return: The model card (a dict); ``{"interrupted_at": step}`` when stopped early.
     """
     config = config or ClassifierTrainConfig()
     config.validate()
     out_dir = Path(out_dir)
+    check_out_dir(out_dir, resume)
     dev = resolve_device(device)
     init_gen = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng(devices=[]):  # the modules' default init draws from the global RNG: isolate it
@@ -116,6 +167,20 @@ def train_classifier(
     total = config.epochs * steps_per_epoch
     xt = torch.from_numpy(np.ascontiguousarray(x_train))
     yt = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
+    x_denoised = None
+    if config.diffusion_augment > 0:
+        if diffusion is None:
+            raise ValueError("diffusion_augment > 0 needs a diffusion model: pass diffusion=(unet, scheduler).")
+        cache = out_dir / "denoised_train.npy"
+        if resume and cache.is_file():
+            x_denoised = torch.from_numpy(np.load(cache))
+        else:
+            copies = denoised_copies(diffusion[0], diffusion[1], np.ascontiguousarray(x_train),
+                                     config.diffusion_t_min, config.diffusion_t_max, seed=config.seed + 1,
+                                     device=dev, verbose=verbose)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            np.save(cache, copies)
+            x_denoised = torch.from_numpy(copies)
 
     def train_step(step: int, idx: torch.Tensor, gen: torch.Generator) -> float:
         model.train()
@@ -123,6 +188,9 @@ def train_classifier(
         for group in optimizer.param_groups:
             group["lr"] = lr
         xb = xt[idx]
+        if x_denoised is not None:
+            use = torch.rand(len(idx), generator=gen) < config.diffusion_augment
+            xb = torch.where(use.view(-1, 1, 1, 1), x_denoised[idx], xb)
         if config.augment:
             xb = augment_batch(xb, gen)
         loss = F.cross_entropy(model(xb.to(dev)), yt[idx].to(dev))

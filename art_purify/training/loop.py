@@ -45,6 +45,15 @@ def cosine_lr(step: int, total: int, base_lr: float, warmup: int) -> float:
     return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def check_out_dir(out_dir: Path, resume: bool) -> None:
+    """Fail early: ``resume`` needs a checkpoint in ``out_dir``; a fresh run must not overwrite one."""
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    if resume and not ckpt_path.is_file():
+        raise FileNotFoundError(f"--resume was given but {ckpt_path} does not exist.")
+    if not resume and ckpt_path.exists():
+        raise FileExistsError(f"{ckpt_path} already exists: pass --resume to continue that run or use another --out.")
+
+
 def run_loop(
     *,
     total_steps: int,
@@ -70,16 +79,13 @@ def run_loop(
     """
     ckpt_path = out_dir / CHECKPOINT_NAME
     start, elapsed, recent = 0, 0.0, []
+    check_out_dir(out_dir, resume)
     if resume:
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"--resume was given but {ckpt_path} does not exist.")
         state = load_checkpoint(ckpt_path)
         set_state(state)
         start, elapsed = int(state["step"]), float(state.get("wall_time_s", 0.0))
         recent = list(state.get("recent_losses", []))
         logger.info("Resumed from %s at step %d", ckpt_path, start)
-    elif ckpt_path.exists():
-        raise FileExistsError(f"{ckpt_path} already exists: pass --resume to continue that run or use another --out.")
     end = total_steps if stop_after is None else min(total_steps, stop_after)
     t0 = time.time()
 

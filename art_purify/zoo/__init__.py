@@ -2,6 +2,7 @@
 from art_purify.zoo.loading import (
     ZOO,
     ZooError,
+    export_run,
     load_classifier,
     load_classifier_weights,
     load_diffusion,
@@ -13,6 +14,7 @@ from art_purify.zoo.loading import (
 __all__ = [
     "ZOO",
     "ZooError",
+    "export_run",
     "load_classifier",
     "load_classifier_weights",
     "load_diffusion",

@@ -148,3 +148,39 @@ def load_diffusion_dir(path: PathLike, device: Optional[Union[str, torch.device]
     else:
         scheduler = DDPMScheduler(**DDPM_SCHEDULE)
     return unet.to(device or "cpu").eval().requires_grad_(False), scheduler
+
+
+def export_run(run_dir: PathLike, stem: str, dest: Optional[PathLike] = None) -> Path:
+    """
+    Copy the artefacts of a ``train-classifier`` or ``train-diffusion`` run into the zoo's weights folder.
+
+    Writes ``<stem>.safetensors`` and ``<stem>.json`` (architecture config, schedule and the run's model card).
+
+    :param run_dir: The ``--out`` directory of the training command.
+    :param stem: File stem, e.g. ``"fashion-mnist-classifier"``.
+    :param dest: Target folder (default: the package's ``zoo/weights``).
+    :return: Path of the written safetensors file.
+    """
+    import shutil
+
+    run_dir = Path(run_dir)
+    dest = Path(dest) if dest is not None else _weights_path(stem, "").parent
+    card = json.loads((run_dir / "model_card.json").read_text())
+    if (run_dir / "classifier.safetensors").is_file():
+        weights = run_dir / "classifier.safetensors"
+        meta = {"kind": "classifier", "config": json.loads((run_dir / "config.json").read_text())}
+    elif (run_dir / "unet.safetensors").is_file():
+        weights = run_dir / "unet.safetensors"
+        meta = {
+            "kind": "diffusion",
+            "unet_config": json.loads((run_dir / "unet_config.json").read_text()),
+            "scheduler_config": json.loads((run_dir / "scheduler_config.json").read_text()),
+        }
+    else:
+        raise ZooError(f"{run_dir} holds no classifier.safetensors nor unet.safetensors.")
+    load_safetensors(weights)
+    meta["model_card"] = card
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(weights, dest / f"{stem}.safetensors")
+    (dest / f"{stem}.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return dest / f"{stem}.safetensors"
