@@ -8,9 +8,11 @@ For defence grids of 10, 20 and 40 UNet calls (t_high 200, t_low 100, jump 10; a
   runs);
 - ``bpda``: one loss gradient in BPDA mode.
 
-Each measurement runs in a fresh subprocess: on CPU the peak is the growth of the process's max RSS over its
-resident size just before the timed call; on CUDA, ``torch.cuda.max_memory_allocated`` minus the memory allocated
-before it. Times are the median of ``--repeats`` runs after one warm-up.
+Each measurement runs in a fresh subprocess. Memory is taken on its first call: on CPU the growth of the
+process's max RSS over its resident size just before that call, in a separate process started with
+``MALLOC_MMAP_THRESHOLD_=65536`` so that freed blocks leave the RSS (glibc's heap otherwise keeps them and the
+figure grows with fragmentation, not with live tensors); on CUDA, ``torch.cuda.max_memory_allocated`` minus the memory allocated before it. Times are the median
+of ``--repeats`` later calls.
 
     python benchmarks/bench_diffusion.py --unet fashion-mnist --batch 16 --device cpu
     python benchmarks/bench_diffusion.py --unet cifar10 --batch 32 --device cuda   # 35.7 M-parameter DDPM shape
@@ -97,12 +99,8 @@ def _child(args) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    run()  # warm-up
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
+    # Memory first, on the process's first call (it doubles as the warm-up): a warmed-up allocator keeps freed
+    # memory and would hide the growth of a later call.
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -113,7 +111,13 @@ def _child(args) -> dict:
         base = _rss_bytes()
         run()
         peak = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)
-    return {"mode": mode, "calls": args.calls, "time_s": statistics.median(times), "peak_mib": peak / 2**20}
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return {"mode": mode, "calls": args.calls, "time_s": statistics.median(times) if times else None,
+            "peak_mib": peak / 2**20}
 
 
 def main() -> None:
@@ -138,8 +142,15 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--unet", args.unet, "--batch", str(args.batch), "--device", args.device,
                    "--repeats", str(args.repeats), "--threads", str(args.threads), "--calls", str(calls),
                    "--child-mode", mode]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-            row = json.loads(out)
+            row = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+            if not args.device.startswith("cuda"):
+                # glibc keeps freed heap blocks, so RSS overstates live memory after many allocations; a second
+                # process with large blocks mmap-ed (returned on free) measures the peak, the first one the time.
+                env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+                mem_cmd = cmd[:cmd.index("--repeats") + 1] + ["0"] + cmd[cmd.index("--repeats") + 2:]
+                out = subprocess.run(mem_cmd, check=True, capture_output=True, text=True, env=env).stdout
+                row["peak_mib_default_malloc"] = row["peak_mib"]
+                row["peak_mib"] = json.loads(out.splitlines()[-1])["peak_mib"]
             rows.append(row)
             print(f"{calls:>3} calls  {mode:<20} {row['time_s']:8.3f} s  {row['peak_mib']:9.1f} MiB", flush=True)
     by = {(r["calls"], r["mode"]): r for r in rows}
