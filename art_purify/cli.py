@@ -149,7 +149,8 @@ def _cmd_train_diffusion(args, command: str) -> int:
 def _cmd_evaluate(args, command: str) -> int:
     from art_purify.evaluation import evaluate_cli
 
-    return evaluate_cli(args, command)
+    print(evaluate_cli(args, command))
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:

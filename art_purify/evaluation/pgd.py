@@ -124,9 +124,9 @@ def format_table(rows: List[Dict[str, object]]) -> str:
     return "\n".join([line, sep, *body])
 
 
-def evaluate_cli(args, command: str) -> int:
+def evaluate_cli(args, command: str) -> str:
     """``art-purify evaluate``: the shipped (or named) models, an optional defence, ART's PGD (with EOT), a table
-    and ``report.json``."""
+    and ``report.json``. Returns the text the command prints."""
     import art
     import torch
 
@@ -191,6 +191,4 @@ def evaluate_cli(args, command: str) -> int:
     }
     path = out / "report.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
-    print(format_table([row]))
-    print(f"report: {path}")
-    return 0
+    return f"{format_table([row])}\nreport: {path}"
