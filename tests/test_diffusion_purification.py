@@ -237,7 +237,7 @@ def test_bad_input_is_rejected(x, message):
 
 def test_bad_parameters_are_rejected():
     with pytest.raises(ValueError, match="must not exceed t_high"):
-        _hetero(dtype=torch.float32, t_low=300) if False else HeterogeneousDiffusionPurificationPyTorch(
+        HeterogeneousDiffusionPurificationPyTorch(
             _tiny_unet(torch.float32), _tiny_classifier(torch.float32), t_high=100, t_low=200)
     with pytest.raises(ValueError, match="gradient must be one of"):
         _uniform(gradient="adjoint")

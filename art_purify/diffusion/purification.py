@@ -15,7 +15,7 @@ from typing import Callable, List, Optional
 import torch
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from art_purify.diffusion.sampling import predict_noise
+from art_purify.diffusion.sampling import ddim_step, diffuse
 from art_purify.diffusion.schedule import DiffusionSchedule
 
 
@@ -35,17 +35,6 @@ def grid_timesteps(t_start: int, grid: int, num_train_timesteps: int = 1000) -> 
 
 def _randn_like(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-
-
-def _ddim_move(model, xt, t: int, t_next: int, schedule: DiffusionSchedule, eta: float, z: Optional[torch.Tensor]):
-    """DDIM move ``t -> t_next`` with stochasticity ``eta`` (0: deterministic DDIM, 1: DDPM-like ancestral)."""
-    eps = predict_noise(model, xt, t)
-    ab, ab_next = schedule.alpha_bar(t, xt), schedule.alpha_bar(t_next, xt)
-    x0 = (xt - (1.0 - ab).sqrt() * eps) / ab.sqrt()
-    if eta == 0.0 or z is None:
-        return ab_next.sqrt() * x0 + (1.0 - ab_next).sqrt() * eps
-    sigma = eta * ((1.0 - ab_next) / (1.0 - ab) * (1.0 - ab / ab_next)).sqrt()
-    return ab_next.sqrt() * x0 + (1.0 - ab_next - sigma**2).clamp(min=0).sqrt() * eps + sigma * z
 
 
 def _run(fn: Callable, use_checkpoint: bool, *args):
@@ -72,14 +61,12 @@ def uniform_purify(
     :return: Purified images in model space (not clipped).
     """
     timesteps = grid_timesteps(t_star, grid, schedule.num_train_timesteps)
-    xt = schedule.alpha_bar(t_star, xd).sqrt() * xd + (1.0 - schedule.alpha_bar(t_star, xd)).sqrt() * _randn_like(
-        xd, generator
-    )
+    xt = diffuse(xd, t_star, schedule, _randn_like(xd, generator))
     for t, t_next in zip(timesteps[:-1], timesteps[1:]):
         z = _randn_like(xd, generator) if eta > 0 else None
 
         def step(x_in, z_in=None, t=t, t_next=t_next):
-            return _ddim_move(model, x_in, t, t_next, schedule, eta, z_in)
+            return ddim_step(model, x_in, t, t_next, schedule, eta, z_in)
 
         xt = _run(step, checkpoint, xt) if z is None else _run(step, checkpoint, xt, z)
     return xt
@@ -118,30 +105,27 @@ def heterogeneous_purify(
     if t_high + jump >= schedule.num_train_timesteps:
         raise ValueError(f"t_high + jump = {t_high + jump} exceeds the schedule's {schedule.num_train_timesteps} steps.")
     mask = mask.to(dtype=xd.dtype).detach()
-    ab_high = schedule.alpha_bar(t_high, xd)
-    xt = ab_high.sqrt() * xd + (1.0 - ab_high).sqrt() * _randn_like(xd, generator)
+    xt = diffuse(xd, t_high, schedule, _randn_like(xd, generator))
     for t, t_next in zip(timesteps[:-1], timesteps[1:]):
         if t_next >= t_low:
             n_known = _randn_like(xd, generator)
             n_jump = _randn_like(xd, generator) if jump > 0 else None
 
             def stage1(x_in, x_ref, nk, nj=None, t=t, t_next=t_next):
-                ab = schedule.alpha_bar(t, x_ref)
-                known = ab.sqrt() * x_ref + (1.0 - ab).sqrt() * nk
-                x_in = mask * x_in + (1.0 - mask) * known
+                x_in = mask * x_in + (1.0 - mask) * diffuse(x_ref, t, schedule, nk)
                 t_from = t
                 if nj is not None:
-                    ratio = schedule.alpha_bar(t + jump, x_ref) / ab
+                    ratio = schedule.alpha_bar(t + jump, x_ref) / schedule.alpha_bar(t, x_ref)
                     x_in = ratio.sqrt() * x_in + (1.0 - ratio).sqrt() * nj
                     t_from = t + jump
-                return _ddim_move(model, x_in, t_from, t_next, schedule, 0.0, None)
+                return ddim_step(model, x_in, t_from, t_next, schedule)
 
             args = (xt, xd, n_known) if n_jump is None else (xt, xd, n_known, n_jump)
             xt = _run(stage1, checkpoint, *args)
         else:
 
             def stage2(x_in, t=t, t_next=t_next):
-                return _ddim_move(model, x_in, t, t_next, schedule, 0.0, None)
+                return ddim_step(model, x_in, t, t_next, schedule)
 
             xt = _run(stage2, checkpoint, xt)
     return xt

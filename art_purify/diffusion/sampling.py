@@ -38,13 +38,28 @@ def diffuse(x0: torch.Tensor, t: int, schedule: DiffusionSchedule, noise: torch.
 
 
 def ddim_step(
-    model: torch.nn.Module, xt: torch.Tensor, t: int, t_next: int, schedule: DiffusionSchedule
+    model: torch.nn.Module,
+    xt: torch.Tensor,
+    t: int,
+    t_next: int,
+    schedule: DiffusionSchedule,
+    eta: float = 0.0,
+    noise: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """One deterministic DDIM step (eta = 0) from ``t`` to ``t_next < t``."""
+    """
+    One DDIM move from ``t`` to ``t_next < t`` (any stride).
+
+    :param eta: 0 for the deterministic DDIM step; 1 for the DDPM-like ancestral step, which needs ``noise``.
+    """
     eps = predict_noise(model, xt, t)
     ab, ab_next = schedule.alpha_bar(t, xt), schedule.alpha_bar(t_next, xt)
     x0 = (xt - (1.0 - ab).sqrt() * eps) / ab.sqrt()
-    return ab_next.sqrt() * x0 + (1.0 - ab_next).sqrt() * eps
+    if eta == 0.0:
+        return ab_next.sqrt() * x0 + (1.0 - ab_next).sqrt() * eps
+    if noise is None:
+        raise ValueError("a stochastic step (eta > 0) needs noise.")
+    sigma = eta * ((1.0 - ab_next) / (1.0 - ab) * (1.0 - ab / ab_next)).sqrt()
+    return ab_next.sqrt() * x0 + (1.0 - ab_next - sigma**2).clamp(min=0).sqrt() * eps + sigma * noise
 
 
 def ddim_grid(t_start: int, steps: int) -> List[int]:

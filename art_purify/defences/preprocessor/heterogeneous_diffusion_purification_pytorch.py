@@ -108,14 +108,8 @@ class HeterogeneousDiffusionPurificationPyTorch(DiffusionPurifierPyTorch):
             steps = grid_timesteps(self.t_high, grid, T)
             if self.t_low not in steps:
                 raise ValueError(f"t_low={self.t_low} is not on the grid of {grid} from t_high={self.t_high}.")
-        # keep the saliency helper in step with set_params
-        if hasattr(self, "saliency"):
-            if not 0.0 <= self.mask_threshold <= 1.0:
-                raise ValueError(f"mask_threshold must lie in [0, 1], got {self.mask_threshold}.")
-            if self.mask_top_fraction is not None and not 0.0 < self.mask_top_fraction <= 1.0:
-                raise ValueError(f"mask_top_fraction must lie in (0, 1], got {self.mask_top_fraction}.")
-            self.saliency.threshold = float(self.mask_threshold)
-            self.saliency.top_fraction = self.mask_top_fraction
+        if hasattr(self, "saliency"):  # keep the mask in step with set_params
+            self.saliency.configure(self.mask_threshold, self.mask_top_fraction)
 
     def _classifier_dtype(self) -> torch.dtype:
         for param in self.saliency.model.parameters():

@@ -55,13 +55,17 @@ class ActivationSaliency:
         if missing or len(stage_names) == 0:
             raise ValueError(f"stage_names {missing or list(stage_names)} are not modules of the classifier.")
         self.stage_names = list(stage_names)
+        self._modules = [modules[name] for name in self.stage_names]
+        self.configure(threshold, top_fraction)
+
+    def configure(self, threshold: float, top_fraction: Optional[float] = None) -> None:
+        """Validate and set how the binary mask is cut from the saliency map."""
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must lie in [0, 1], got {threshold}.")
+            raise ValueError(f"mask threshold must lie in [0, 1], got {threshold}.")
         if top_fraction is not None and not 0.0 < top_fraction <= 1.0:
-            raise ValueError(f"top_fraction must lie in (0, 1], got {top_fraction}.")
+            raise ValueError(f"mask top fraction must lie in (0, 1], got {top_fraction}.")
         self.threshold = float(threshold)
         self.top_fraction = top_fraction
-        self._modules = [modules[name] for name in self.stage_names]
 
     @torch.no_grad()
     def saliency_map(self, x: torch.Tensor) -> torch.Tensor:
