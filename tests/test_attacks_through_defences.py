@@ -96,3 +96,39 @@ def test_build_defence_errors():
         build_defence("diffpure", unet)
     with pytest.raises(ValueError, match="needs the classifier"):
         build_defence("heterogeneous", unet)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "heterogeneous"])
+def test_art_attacks_run_against_the_defences_on_the_shipped_models(kind):
+    """ART's PGD, APGD (CE and DLR) and AutoAttack, unchanged, against each defence built on the shipped Fashion-MNIST
+    classifier and UNet (short grids and few iterations to stay fast; the full figures are in docs/results.md)."""
+    from art.attacks.evasion import AutoAttack, AutoProjectedGradientDescent, ProjectedGradientDescent
+
+    from art_purify.datasets import load_fashion_mnist
+    from art_purify.zoo import load_classifier, load_diffusion
+
+    model = load_classifier("fashion-mnist")
+    unet, scheduler = load_diffusion("fashion-mnist")
+    defence = build_defence(kind, unet, scheduler, model, gradient="surrogate", nb_eot=2, seed=0, defence_grid=50)
+    classifier = as_art_classifier(model, input_shape=(1, 28, 28), nb_classes=10, device="cpu",
+                                   preprocessing_defences=[defence])
+    x, y = load_fashion_mnist(n=3)
+    eps = 0.1
+
+    def apgd(loss_type):
+        return AutoProjectedGradientDescent(classifier, eps=eps, eps_step=0.025, max_iter=2, nb_random_init=1,
+                                            batch_size=3, loss_type=loss_type, verbose=False)
+
+    attacks = [ProjectedGradientDescent(classifier, eps=eps, eps_step=0.025, max_iter=2, verbose=False),
+               apgd("cross_entropy"), apgd("difference_logits_ratio"),
+               AutoAttack(classifier, eps=eps, eps_step=0.025, batch_size=3,
+                          attacks=[apgd("cross_entropy"), apgd("difference_logits_ratio")])]
+    for attack in attacks:
+        x_adv = attack.generate(x, y=y)
+        assert x_adv.shape == x.shape and np.isfinite(x_adv).all()
+        assert np.abs(x_adv - x).max() <= eps + 1e-6
+        assert classifier.predict(x_adv).shape == (3, 10)  # one row per input despite nb_eot = 2
+    # PGD really moved the inputs: the gradient through the defence is not zero
+    assert np.abs(attacks[0].generate(x, y=y) - x).max() > eps / 2
+    assert all(p.grad is None for p in unet.parameters()) and all(p.grad is None for p in model.parameters())
+    assert not unet.training and not model.training
