@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/art-purify evaluate --n 100 --out reports/demo
+	$(BIN)/art-purify evaluate --defence heterogeneous --gradient surrogate --n 24 --out reports/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

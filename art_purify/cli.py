@@ -38,6 +38,12 @@ def _common_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="No progress bar.")
 
 
+ATTACK_NAMES = ("pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "autoattack", "bpda", "square")
+PRESET_HELP = {
+    "quick": "10 iterations x 2 EOT, 3 votes, step eps/4 (minutes on a CPU)",
+    "paper": "Lee & Kim: 200 iterations x 20 EOT, 20 votes, step 0.007 at eps 8/255 scaled to eps",
+}
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="art-purify", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
@@ -59,25 +65,37 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--t-max", type=int, help="Train on timesteps [0, t_max) (default 300; see docs/models.md).")
     p.add_argument("--ema-decay", type=float, help="EMA decay of the exported weights (default 0.999).")
 
-    p = sub.add_parser("evaluate", help="Attack an ART PyTorchClassifier and report clean and robust accuracy.")
+    p = sub.add_parser("evaluate", help="Attack an ART PyTorchClassifier (optionally defended) with the attack suite.",
+                       description="Attack the classifier with ART's attacks, take the per-example worst case, run the "
+                       "sanity checks, and write report.json, adversarial.npz and report.png to --out.")
     _data_arg(p, "embedded")
     p.add_argument("--model", default="fashion-mnist", help="Zoo name of the classifier (default fashion-mnist).")
     p.add_argument("--defence", default="none", choices=["none", "uniform", "heterogeneous"],
                    help="Preprocessing defence in front of the classifier (default none).")
-    p.add_argument("--attack", default="pgd", choices=["pgd", "pgd-eot"],
-                   help="ART's l_inf PGD; pgd-eot averages each gradient over --eot runs of the defence.")
+    p.add_argument("--preset", default="quick", choices=sorted(PRESET_HELP),
+                   help="; ".join(f"{k}: {v}" for k, v in sorted(PRESET_HELP.items()))
+                   + ". Options given explicitly override the preset.")
+    p.add_argument("--attack", "--attacks", dest="attack", action="append", metavar="NAMES",
+                   help="Comma-separated attacks (repeatable): " + ", ".join(ATTACK_NAMES)
+                   + "; 'pgd-eot' is an alias of 'pgd' (EOT applies to every gradient attack of a random defence). "
+                   "Default: the preset's (pgd).")
     p.add_argument("--gradient", default="exact", choices=["exact", "surrogate", "bpda"],
-                   help="Gradient the defence gives the attack (default exact; bpda is a weak reference only).")
-    p.add_argument("--eot", type=int, default=4, help="EOT samples per gradient with --attack pgd-eot (default 4).")
-    p.add_argument("--votes", type=int, default=1,
-                   help="Majority vote over this many purification runs for clean and robust predictions.")
+                   help="Gradient the defence gives the white-box attacks (default exact). Use --attack bpda for the "
+                   "BPDA reference rather than --gradient bpda.")
+    p.add_argument("--eot", type=int, help="EOT samples per gradient of a random defence (preset default).")
+    p.add_argument("--votes", type=int, help="Majority vote over this many purification runs (preset default).")
     p.add_argument("--eps", type=float, default=0.1, help="l_inf budget in [0, 1] pixel units (default 0.1).")
-    p.add_argument("--eps-step", type=float, help="Step size (default eps / 4).")
-    p.add_argument("--max-iter", "--steps", dest="max_iter", type=int, default=20,
-                   help="Attack iterations (default 20).")
+    p.add_argument("--eps-step", type=float, help="l_inf step size (default: eps x the preset's step ratio).")
+    p.add_argument("--eps-l2", type=float, default=1.5, help="l_2 budget of pgd-l2 (default 1.5).")
+    p.add_argument("--max-iter", "--steps", dest="max_iter", type=int, help="Attack iterations (preset default).")
+    p.add_argument("--restarts", type=int, help="Random restarts (0: PGD starts at the clean input; preset default).")
+    p.add_argument("--square-queries", type=int, help="Queries of the Square attack (preset default).")
+    p.add_argument("--sanity-n", type=int, help="Examples used by the sanity checks and the eps curve (preset default).")
+    p.add_argument("--no-sanity", action="store_true", help="Skip the sanity checks (not recommended).")
+    p.add_argument("--no-figure", action="store_true", help="Do not draw report.png.")
     p.add_argument("--n", type=int, default=100, help="Number of test images (default 100).")
-    p.add_argument("--batch-size", type=int, default=100, help="Attack batch size (default 100).")
-    p.add_argument("--seed", type=int, default=0, help="Seed (default 0).")
+    p.add_argument("--batch-size", type=int, default=64, help="Attack and purification batch size (default 64).")
+    p.add_argument("--seed", type=int, default=0, help="Seed of every random draw (default 0).")
     p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu' or 'cuda[:N]'.")
     p.add_argument("--out", type=Path, default=Path("reports/evaluate"), help="Report directory.")
     p.add_argument("--quiet", action="store_true", help="No progress bar.")
@@ -147,7 +165,7 @@ def _cmd_train_diffusion(args, command: str) -> int:
 
 
 def _cmd_evaluate(args, command: str) -> int:
-    from art_purify.evaluation import evaluate_cli
+    from art_purify.evaluation.command import evaluate_cli
 
     print(evaluate_cli(args, command))
     return 0

@@ -1,45 +1,179 @@
+"""The evaluation suite: any ART classifier with or without our defences, worst case, sanity checks, reports."""
 import json
 
 import numpy as np
 import pytest
 import torch
+from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
-from art_purify.cli import main
-from art_purify.evaluation import as_art_classifier, evaluate_pgd, format_table
+from art_purify.cli import ATTACK_NAMES, PRESET_HELP, main
+from art_purify.evaluation import (
+    ATTACKS,
+    PRESETS,
+    AttackSettings,
+    as_art_classifier,
+    build_defence,
+    evaluate,
+    format_table,
+    load_report,
+    parse_attacks,
+    save_figure,
+    save_report,
+    summary_table,
+)
+from art_purify.models import SmallResNet
+from tests.conftest import TINY_UNET
+
+
+def _linear(side=28):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(side * side, 10))  # any logits module
 
 
 @pytest.fixture
 def tiny_classifier():
+    return as_art_classifier(_linear(), device="cpu")
+
+
+def _data(classifier, n=12, side=28):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 1, side, side, generator=gen).numpy()
+    return x, classifier.predict(x).argmax(1)  # labels the model gets right: clean accuracy 1
+
+
+class RoundingPyTorch(PreprocessorPyTorch):
+    """A deliberately broken defence: quantisation with no straight-through gradient (the gradient is zero)."""
+
+    def __init__(self):
+        super().__init__(device_type="cpu", is_fitted=True, apply_fit=False, apply_predict=True)
+
+    def forward(self, x, y=None):
+        return torch.round(x * 4) / 4, y
+
+
+def _defended(kind, nb_eot=1):
+    from diffusers import UNet2DModel
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))  # any logits module plugs in
-    return as_art_classifier(model, device="cpu")
+        unet = UNet2DModel(**TINY_UNET).eval()
+        model = SmallResNet(widths=(4, 4, 8, 8)).eval()
+    defence = build_defence(kind, unet, None, model, gradient="exact", nb_eot=nb_eot, seed=None, defence_grid=50)
+    return as_art_classifier(model, input_shape=(1, 8, 8), nb_classes=10, device="cpu",
+                             preprocessing_defences=[defence])
 
 
-def test_any_torch_module_is_evaluated(tiny_classifier):
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(12, 1, 28, 28, generator=gen).numpy()
-    y = tiny_classifier.predict(x).argmax(1)  # labels the model gets right: clean accuracy 1
-    result = evaluate_pgd(tiny_classifier, x, y, eps=0.3, max_iter=5, batch_size=6, verbose=False)
-    assert result.clean_accuracy == 1.0
-    assert result.robust_accuracy < 1.0
-    assert result.n == 12 and len(result.robust_correct) == 12
-    assert all(c or not r for c, r in zip(result.clean_correct, result.robust_correct))
+def test_undefended_classifier_under_every_attack(tiny_classifier):
+    x, y = _data(tiny_classifier)
+    settings = AttackSettings(eps=0.3, max_iter=5, batch_size=6, square_queries=20, eps_l2=3.0)
+    report = evaluate(tiny_classifier, x, y, ATTACKS, settings, eot=3, votes=3, seed=0, sanity_n=6, verbose=False)
+    assert report.clean_accuracy == 1.0 and not report.random_defence
+    assert report.settings["eot"] == 1 and report.settings["votes"] == 1  # deterministic: no EOT, no voting
+    assert set(report.attacks) == set(ATTACKS)
+    # per-example worst case: robust only if every attack failed
+    expected = np.all([o.robust for o in report.attacks.values()], axis=0)
+    assert report.robust == expected.tolist()
+    assert report.robust_accuracy <= min(o.robust_accuracy for o in report.attacks.values())
+    assert report.attacks["pgd"].robust_accuracy < 1.0
+    assert all(np.abs(report.x_adv[a] - x).max() <= 0.3 + 1e-5 for a in ATTACKS if a != "pgd-l2")
+    checks = {c.name: c for c in report.checks}
+    assert checks["randomness"].passed and checks["gradients"].passed and checks["large-eps"].passed
+    assert checks["iterations"].passed
+    assert [p["eps"] for p in report.eps_curve] == sorted(p["eps"] for p in report.eps_curve)
+    assert report.eps_curve[0]["eps"] == 0.0 and report.eps_curve[-1]["eps"] == 1.0
+    table = summary_table(report, "none")
+    assert "worst case over all attacks" in table and "BPDA (reference only)" in table
 
 
-def test_evaluate_rejects_bad_input(tiny_classifier):
+def test_broken_defence_is_flagged_by_the_sanity_checks():
+    classifier = as_art_classifier(_linear(), device="cpu", preprocessing_defences=[RoundingPyTorch()])
+    x, y = _data(classifier)
+    settings = AttackSettings(eps=0.3, max_iter=8, batch_size=12)
+    report = evaluate(classifier, x, y, ["pgd", "bpda"], settings, seed=0, sanity_n=12, verbose=False)
+    flagged = {c.name for c in report.warnings}
+    assert {"gradients", "large-eps", "bpda"} <= flagged, report.checks
+    assert report.attacks["pgd"].robust_accuracy == 1.0  # the masked gradient fools PGD ...
+    assert report.attacks["bpda"].robust_accuracy < 1.0  # ... BPDA is not fooled
+    assert "WARNING [gradients]" in summary_table(report)
+
+
+def test_healthy_run_has_no_warnings(tiny_classifier):
+    x, y = _data(tiny_classifier)
+    report = evaluate(tiny_classifier, x, y, ["pgd", "bpda"], AttackSettings(eps=0.3, max_iter=8, batch_size=12),
+                      seed=0, sanity_n=12, verbose=False)
+    assert report.warnings == [], report.checks
+
+
+@pytest.mark.parametrize("kind", ["uniform", "heterogeneous"])
+def test_our_defences_with_eot_votes_and_reproducible_reports(kind, tmp_path):
+    classifier = _defended(kind)
+    x, _ = _data(classifier, n=6, side=8)
+    y = np.arange(6) % 10
+    settings = AttackSettings(eps=0.1, max_iter=2, batch_size=6)
+    np_state, torch_state = np.random.get_state()[1].copy(), torch.get_rng_state().clone()
+
+    def run():
+        return evaluate(classifier, x, y, "pgd,bpda", settings, eot=2, votes=3, seed=3, sanity_n=3, verbose=False)
+
+    first, second = run(), run()
+    assert first.random_defence and first.settings["eot"] == 2 and first.settings["votes"] == 3
+    assert {c.name: c.passed for c in first.checks}["randomness"] is True
+    assert first.to_json()["per_example"] == second.to_json()["per_example"]
+    assert np.array_equal(np.random.get_state()[1], np_state) and torch.equal(torch.get_rng_state(), torch_state)
+    defence = classifier.preprocessing_operations[0]
+    assert defence.seed is None and defence.nb_eot == 1  # parameters restored after the run
+
+    path = save_report(first, tmp_path / "report.json", {"command": "test"})
+    loaded = load_report(path)
+    assert loaded["command"] == "test" and loaded["evaluation"]["per_example"] == first.to_json()["per_example"]
+    assert loaded["evaluation"]["settings"]["seed"] == 3 and loaded["versions"]["art"].startswith("1.")
+    figure = save_figure(first, classifier, x, tmp_path / "report.png")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_random_defence_without_eot_is_flagged():
+    classifier = _defended("uniform")
+    x, _ = _data(classifier, n=4, side=8)
+    report = evaluate(classifier, x, np.arange(4), "pgd", AttackSettings(eps=0.1, max_iter=2, batch_size=4), eot=1,
+                      votes=1, seed=0, sanity_n=2, verbose=False)
+    assert "randomness" in {c.name for c in report.warnings}
+
+
+def test_evaluate_rejects_bad_input(tiny_classifier, tmp_path):
     x = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
     y = np.zeros(4, dtype=np.int64)
     with pytest.raises(ValueError, match="eps must lie in"):
-        evaluate_pgd(tiny_classifier, x, y, eps=2.0, verbose=False)
+        evaluate(tiny_classifier, x, y, settings=AttackSettings(eps=2.0), verbose=False)
     with pytest.raises(ValueError, match="outside clip_values"):
-        evaluate_pgd(tiny_classifier, x + 1.0, y, verbose=False)
+        evaluate(tiny_classifier, x + 1.0, y, verbose=False)
     x_nan = x.copy()
     x_nan[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        evaluate_pgd(tiny_classifier, x_nan, y, verbose=False)
+        evaluate(tiny_classifier, x_nan, y, verbose=False)
     with pytest.raises(ValueError, match="non-empty"):
-        evaluate_pgd(tiny_classifier, x[:0], y[:0], verbose=False)
+        evaluate(tiny_classifier, x[:0], y[:0], verbose=False)
+    with pytest.raises(ValueError, match="labels in"):
+        evaluate(tiny_classifier, x, y + 10, verbose=False)
+    with pytest.raises(ValueError, match="unknown attack 'fgsm'"):
+        evaluate(tiny_classifier, x, y, "pgd,fgsm", verbose=False)
+    with pytest.raises(ValueError, match="max_iter must be a positive integer"):
+        AttackSettings(max_iter=0)
+    with pytest.raises(ValueError, match="votes must be a positive integer"):
+        evaluate(tiny_classifier, x, y, votes=0, verbose=False)
+    with pytest.raises(FileNotFoundError):
+        load_report(tmp_path / "absent.json")
+    (tmp_path / "other.json").write_text(json.dumps({"a": 1}))
+    with pytest.raises(ValueError, match="not an art_purify evaluation report"):
+        load_report(tmp_path / "other.json")
+
+
+def test_attack_names_and_presets():
+    assert parse_attacks("PGD-EOT, square ,pgd") == ["pgd", "square"]
+    assert tuple(ATTACK_NAMES) == ATTACKS and set(PRESET_HELP) == set(PRESETS)
+    paper = PRESETS["paper"]
+    assert paper["max_iter"] == 200 and paper["eot"] == 20
+    assert paper["step_ratio"] * 8 / 255 == pytest.approx(0.007)
 
 
 def test_format_table():
@@ -50,14 +184,19 @@ def test_format_table():
 
 def test_cli_evaluate_shipped_model(tmp_path, capsys):
     out = tmp_path / "report"
-    assert main(["evaluate", "--n", "20", "--max-iter", "3", "--out", str(out), "--quiet"]) == 0
+    argv = ["evaluate", "--n", "12", "--max-iter", "3", "--sanity-n", "4", "--attack", "pgd,bpda", "--out",
+            str(out), "--quiet"]
+    assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "clean acc" in printed and "robust acc" in printed
-    report = json.loads((out / "report.json").read_text())
-    result = report["results"][0]
-    assert result["n"] == 20 and result["eps"] == 0.1
-    assert result["robust_accuracy"] <= result["clean_accuracy"]
-    assert report["versions"]["art"].startswith("1.")
+    assert "worst case over all attacks" in printed and "sanity checks:" in printed and "report.png" in printed
+    report = load_report(out / "report.json")
+    evaluation = report["evaluation"]
+    assert evaluation["n"] == 12 and evaluation["settings"]["eps"] == 0.1 and report["preset"] == "quick"
+    assert evaluation["robust_accuracy"] <= evaluation["clean_accuracy"]
+    assert len(evaluation["per_example"]) == 12 and report["command"].startswith("art-purify evaluate")
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+    with np.load(out / "adversarial.npz") as arrays:
+        assert arrays["pgd"].shape == (12, 1, 28, 28)
 
 
 def test_cli_evaluate_bad_arguments(tmp_path, capsys):
@@ -71,3 +210,8 @@ def test_cli_evaluate_bad_arguments(tmp_path, capsys):
     assert "eps must lie in" in capsys.readouterr().err
     assert main(["evaluate", "--model", "nope", "--n", "5", "--out", str(tmp_path / "r"), "--quiet"]) == 2
     assert "unknown zoo classifier" in capsys.readouterr().err
+    assert main(["evaluate", "--attack", "deepfool", "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "unknown attack 'deepfool'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--defence", "jpeg", "--out", str(tmp_path / "r")])
+    assert "invalid choice: 'jpeg'" in capsys.readouterr().err

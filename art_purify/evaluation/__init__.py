@@ -1,16 +1,30 @@
-"""Robustness evaluation through ART's attacks: defences by name, PGD / PGD-EOT, majority voting, reports."""
+"""Honest robustness evaluation through ART's attacks: the attack suite with EOT, BPDA and a black-box attack,
+per-example worst case, majority vote, sanity checks, JSON and PNG reports."""
 from art_purify.evaluation.art_wrap import as_art_classifier
+from art_purify.evaluation.attacks import ATTACKS, AttackSettings, StraightThroughPyTorch, build_attack, parse_attacks
 from art_purify.evaluation.defences import DEFENCES, build_defence
-from art_purify.evaluation.pgd import EvaluationResult, evaluate_cli, evaluate_pgd, format_table
+from art_purify.evaluation.report import format_table, load_report, save_figure, save_report, summary_table
+from art_purify.evaluation.suite import PRESETS, AttackOutcome, EvaluationReport, SanityCheck, evaluate
 from art_purify.evaluation.voting import majority_vote
 
 __all__ = [
+    "ATTACKS",
+    "AttackOutcome",
+    "AttackSettings",
     "DEFENCES",
-    "EvaluationResult",
+    "EvaluationReport",
+    "PRESETS",
+    "SanityCheck",
+    "StraightThroughPyTorch",
     "as_art_classifier",
+    "build_attack",
     "build_defence",
-    "evaluate_cli",
-    "evaluate_pgd",
+    "evaluate",
     "format_table",
+    "load_report",
     "majority_vote",
+    "parse_attacks",
+    "save_figure",
+    "save_report",
+    "summary_table",
 ]

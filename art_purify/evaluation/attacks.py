@@ -1,0 +1,201 @@
+"""The attack set of the evaluation suite: ART's attacks by name, with EOT and BPDA through the preprocessing chain."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
+
+#: Attack names understood by :func:`build_attack`, in the order the suite runs them.
+ATTACKS = ("pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "autoattack", "bpda", "square")
+#: Other spellings accepted on the command line.
+ALIASES = {"pgd-eot": "pgd", "pgd-linf": "pgd", "pgd-l2-eot": "pgd-l2", "bpda-eot": "bpda", "aa": "autoattack"}
+#: Attacks that follow the true gradient of the defended classifier (EOT-averaged for random defences).
+WHITE_BOX = ("pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "autoattack")
+#: Human-readable names for tables and figures.
+LABELS = {
+    "pgd": "PGD l_inf",
+    "pgd-l2": "PGD l_2",
+    "apgd-ce": "APGD-CE",
+    "apgd-dlr": "APGD-DLR",
+    "autoattack": "AutoAttack",
+    "bpda": "BPDA (reference only)",
+    "square": "Square (black-box)",
+}
+
+
+@dataclass
+class AttackSettings:
+    """
+    Budgets shared by the attacks of one evaluation.
+
+    :param eps: l_inf budget (input units).
+    :param eps_step: l_inf step size (default ``eps / 4``).
+    :param max_iter: Iterations of every gradient attack.
+    :param restarts: Random restarts: PGD starts at the clean input when 0; APGD always makes at least one run.
+    :param eps_l2: l_2 budget of ``pgd-l2``.
+    :param eps_step_l2: l_2 step (default ``eps_l2 / 4``).
+    :param square_queries: Queries (iterations) of the black-box Square attack.
+    :param batch_size: Attack batch size.
+    """
+
+    eps: float = 0.1
+    eps_step: Optional[float] = None
+    max_iter: int = 20
+    restarts: int = 0
+    eps_l2: float = 1.5
+    eps_step_l2: Optional[float] = None
+    square_queries: int = 100
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.eps_step is None:
+            self.eps_step = self.eps / 4.0
+        if self.eps_step_l2 is None:
+            self.eps_step_l2 = self.eps_l2 / 4.0
+        for name in ("max_iter", "square_queries", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if isinstance(self.restarts, bool) or not isinstance(self.restarts, (int, np.integer)) or self.restarts < 0:
+            raise ValueError(f"restarts must be a non-negative integer, got {self.restarts!r}.")
+        for name in ("eps", "eps_step", "eps_l2", "eps_step_l2"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}.")
+
+    def to_json(self) -> Dict:
+        return asdict(self)
+
+
+def parse_attacks(names: Union[str, Sequence[str]]) -> List[str]:
+    """Canonical attack names from a comma-separated string or a list (aliases resolved, duplicates dropped, suite
+    order kept). Raises ``ValueError`` naming any unknown attack."""
+    if isinstance(names, str):
+        names = [names]
+    wanted = []
+    for item in names:
+        for name in str(item).split(","):
+            name = name.strip().lower()
+            if not name:
+                continue
+            name = ALIASES.get(name, name)
+            if name not in ATTACKS:
+                raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)} "
+                                 f"(aliases: {', '.join(ALIASES)}).")
+            wanted.append(name)
+    if not wanted:
+        raise ValueError("no attack given.")
+    return [name for name in ATTACKS if name in wanted]
+
+
+def _apgd(classifier, settings: AttackSettings, loss_type: str, verbose: bool):
+    from art.attacks.evasion import AutoProjectedGradientDescent
+
+    return AutoProjectedGradientDescent(
+        classifier, norm=np.inf, eps=settings.eps, eps_step=settings.eps_step, max_iter=settings.max_iter,
+        nb_random_init=max(1, settings.restarts), batch_size=settings.batch_size, loss_type=loss_type,
+        verbose=verbose,
+    )
+
+
+def _square(classifier, settings: AttackSettings, verbose: bool):
+    from art.attacks.evasion import SquareAttack
+
+    return SquareAttack(classifier, norm=np.inf, eps=settings.eps, max_iter=settings.square_queries, p_init=0.8,
+                        nb_restarts=1, batch_size=settings.batch_size, verbose=verbose)
+
+
+def _pgd(classifier, settings: AttackSettings, norm, verbose: bool, eps=None, eps_step=None, max_iter=None):
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    if norm == 2:
+        eps, eps_step = settings.eps_l2, settings.eps_step_l2
+    return ProjectedGradientDescent(
+        classifier, norm=norm, eps=settings.eps if eps is None else eps,
+        eps_step=settings.eps_step if eps_step is None else eps_step,
+        max_iter=settings.max_iter if max_iter is None else max_iter, num_random_init=settings.restarts,
+        batch_size=settings.batch_size, verbose=verbose,
+    )
+
+
+def build_attack(name: str, classifier, settings: AttackSettings, verbose: bool = False):
+    """
+    ART's attack for ``name`` on ``classifier``. ``"bpda"`` is ART's PGD; run it inside :func:`straight_through` so
+    that the defences' gradients are replaced by the identity. ``"autoattack"`` is ART's :class:`AutoAttack` over
+    APGD-CE, APGD-DLR and Square with these settings (ART's default set adds DeepFool; the original AutoAttack uses
+    targeted APGD and FAB, which ART does not offer for PyTorch preprocessors).
+    """
+    name = parse_attacks(name)[0]
+    if name in ("pgd", "bpda"):
+        return _pgd(classifier, settings, np.inf, verbose)
+    if name == "pgd-l2":
+        return _pgd(classifier, settings, 2, verbose)
+    if name == "apgd-ce":
+        return _apgd(classifier, settings, "cross_entropy", verbose)
+    if name == "apgd-dlr":
+        return _apgd(classifier, settings, "difference_logits_ratio", verbose)
+    if name == "square":
+        return _square(classifier, settings, verbose)
+    from art.attacks.evasion import AutoAttack
+
+    return AutoAttack(classifier, norm=np.inf, eps=settings.eps, eps_step=settings.eps_step,
+                      batch_size=settings.batch_size,
+                      attacks=[_apgd(classifier, settings, "cross_entropy", False),
+                               _apgd(classifier, settings, "difference_logits_ratio", False),
+                               _square(classifier, settings, False)])
+
+
+class StraightThroughPyTorch(PreprocessorPyTorch):
+    """
+    BPDA wrapper for any ART PyTorch preprocessor: the output value is the wrapped defence's output, the gradient is
+    the identity. With ``nb_eot > 1``, loss-gradient calls (gradients on, labels given) purify each input
+    ``nb_eot`` times, so the attack follows the mean identity-gradient over purified samples (BPDA-EOT).
+    """
+
+    params = ["nb_eot"]
+
+    def __init__(self, defence: PreprocessorPyTorch, nb_eot: int = 1) -> None:
+        super().__init__(device_type="cpu", is_fitted=True, apply_fit=defence.apply_fit,
+                         apply_predict=defence.apply_predict)
+        self.defence = defence
+        self.nb_eot = int(nb_eot)
+
+    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        if self.nb_eot > 1 and y is not None and torch.is_grad_enabled() and x.requires_grad:
+            x = x.repeat_interleave(self.nb_eot, dim=0)
+            y = y.repeat_interleave(self.nb_eot, dim=0)
+        with torch.no_grad():
+            purified, _ = self.defence.forward(x.detach(), None)
+        return x + (purified.to(x.dtype) - x).detach(), y
+
+
+def is_defence(step) -> bool:
+    """Whether a preprocessing step of an ART estimator is a defence (not ART's own standardisation step)."""
+    from art.preprocessing.standardisation_mean_std import StandardisationMeanStd, StandardisationMeanStdPyTorch
+
+    return not isinstance(step, (StandardisationMeanStd, StandardisationMeanStdPyTorch))
+
+
+def defences_of(classifier) -> List:
+    """The preprocessing defences of an ART estimator (its standardisation step excluded)."""
+    return [p for p in (classifier.preprocessing_operations or []) if is_defence(p)]
+
+
+@contextlib.contextmanager
+def straight_through(classifier, nb_eot: int = 1) -> Iterator[None]:
+    """Within the block, every PyTorch preprocessing defence of ``classifier`` has an identity gradient (BPDA)."""
+    ops = classifier.preprocessing_operations
+    original = list(ops)
+    for i, step in enumerate(ops):
+        if is_defence(step):
+            if not isinstance(step, PreprocessorPyTorch):
+                raise ValueError(f"BPDA needs PyTorch preprocessing defences; {type(step).__name__} is not one.")
+            ops[i] = StraightThroughPyTorch(step, nb_eot)
+    try:
+        yield
+    finally:
+        ops[:] = original

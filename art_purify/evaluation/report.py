@@ -1,0 +1,181 @@
+"""Reports of the evaluation suite: a terminal table, a JSON file that loads back, and a PNG figure."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from art_purify.evaluation.attacks import defences_of
+from art_purify.evaluation.suite import EvaluationReport
+
+REPORT_VERSION = 1
+
+
+def format_table(rows: List[Dict[str, object]]) -> str:
+    """A fixed-width text table from dicts with the same keys."""
+    headers = list(rows[0])
+    cells = [[str(r[h]) for h in headers] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join([line, sep, *body])
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def summary_table(report: EvaluationReport, defence_name: str = "") -> str:
+    """One row per attack, then the per-example worst case; sanity warnings listed below the table."""
+    s = report.settings
+    eot = f" EOT{s['eot']}" if s["eot"] > 1 else ""
+    rows = [{"defence": defence_name, "attack": "none (clean)", "n": report.n, "votes": s["votes"],
+             "accuracy": _pct(report.clean_accuracy), "time": ""}]
+    for name, outcome in report.attacks.items():
+        budget = f"eps={s['eps_l2']:g}" if name == "pgd-l2" else f"eps={s['eps']:g}"
+        if name == "square":
+            detail = f"{budget} q{s['square_queries']}"
+        else:
+            detail = f"{budget} x{s['max_iter']}{eot}" + (f" R{s['restarts']}" if s["restarts"] else "")
+        rows.append({"defence": defence_name, "attack": f"{outcome.label} {detail}", "n": report.n,
+                     "votes": s["votes"], "accuracy": _pct(outcome.robust_accuracy), "time": f"{outcome.time_s:.0f}s"})
+    rows.append({"defence": defence_name, "attack": "worst case over all attacks", "n": report.n, "votes": s["votes"],
+                 "accuracy": _pct(report.robust_accuracy), "time": f"{report.time_s:.0f}s"})
+    lines = [format_table(rows)]
+    if report.checks:
+        passed = sum(c.passed is True for c in report.checks)
+        lines.append(f"sanity checks: {passed} passed, {len(report.warnings)} warnings, "
+                     f"{sum(c.passed is None for c in report.checks)} not applicable")
+        for check in report.warnings:
+            lines.append(f"WARNING [{check.name}] {check.detail}")
+    return "\n".join(lines)
+
+
+def save_report(report: EvaluationReport, path: Union[str, Path], extra: Optional[Dict] = None) -> Path:
+    """Write the JSON report (settings, seed, versions, per-example outcomes; ``extra`` merged in at the top)."""
+    import art
+
+    from art_purify import __version__
+    from art_purify.utils import machine_description
+
+    data = {"report_version": REPORT_VERSION, **(extra or {}),
+            "versions": {"art_purify": __version__, "art": art.__version__, "torch": torch.__version__,
+                         "numpy": np.__version__},
+            "machine": machine_description(), "evaluation": report.to_json()}
+    path = Path(path)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def load_report(path: Union[str, Path]) -> Dict:
+    """Load a JSON report written by :func:`save_report`; raises ``ValueError`` on a file that is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no report at {path}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not a JSON report: {err}") from err
+    if not isinstance(data, dict) or "evaluation" not in data or "per_example" not in data["evaluation"]:
+        raise ValueError(f"{path} is not an art_purify evaluation report (no evaluation.per_example).")
+    return data
+
+
+def _purified(defence, x: np.ndarray) -> np.ndarray:
+    if hasattr(defence, "purify"):
+        return defence.purify(x)
+    with torch.no_grad():
+        out, _ = defence.forward(torch.as_tensor(x))
+    return out.cpu().numpy()
+
+
+def _show(ax, image: np.ndarray, title: str, cmap="gray", vmin=0.0, vmax=1.0) -> None:
+    image = np.asarray(image)
+    image = image[0] if image.shape[0] == 1 else np.transpose(image, (1, 2, 0))
+    ax.imshow(image, cmap=cmap if image.ndim == 2 else None, vmin=vmin, vmax=vmax)
+    ax.set_title(title, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def save_figure(report: EvaluationReport, classifier, x: np.ndarray, path: Union[str, Path],
+                class_names: Optional[Sequence[str]] = None, n_examples: int = 4, title: str = "") -> Path:
+    """
+    A PNG figure: for a few examples (those the attacks broke first) the clean image, the adversarial image of the
+    first attack that broke it, the perturbation, the purified adversarial image and, for a defence that exposes them
+    (the heterogeneous one), its saliency mask and noise-level map; beside them, accuracy against eps.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report.attacks)
+    labels = np.asarray(report.labels)
+    robust = np.asarray(report.robust)
+    order = np.concatenate([np.flatnonzero(np.asarray(report.clean_correct) & ~robust), np.flatnonzero(robust),
+                            np.flatnonzero(~np.asarray(report.clean_correct))])[:n_examples]
+    lo, hi = report.settings["clip_values"]
+
+    def name_of(c: int) -> str:
+        return class_names[c] if class_names is not None else str(c)
+
+    def adversarial(i: int):
+        for name in names:
+            if not report.attacks[name].robust[i]:
+                return name, report.x_adv[name][i]
+        return names[0], report.x_adv[names[0]][i]
+
+    defence = next(iter(defences_of(classifier)), None)
+    has_maps = defence is not None and hasattr(defence, "saliency_mask") and hasattr(defence, "noise_level_map")
+    columns = ["clean", "adversarial", "perturbation"] + (["purified adv."] if defence is not None else []) + (
+        ["saliency mask", "noise level t"] if has_maps else [])
+    rows = max(len(order), 1)
+    fig = plt.figure(figsize=(2.0 * len(columns) + 4.5, 2.1 * rows + 0.6))
+    grid = fig.add_gridspec(rows, len(columns) + 2)
+    for r, i in enumerate(order):
+        name, x_adv = adversarial(int(i))
+        batch = np.stack([x[i], x_adv]).astype(np.float32)
+        panels = [(x[i], f"clean (true {name_of(labels[i])})\npredicted {name_of(report.clean_prediction[i])}"),
+                  (x_adv, f"adversarial ({name})\npredicted {name_of(report.attacks[name].prediction[i])}")]
+        delta = x_adv - x[i]
+        scale = max(float(np.abs(delta).max()), 1e-12)
+        panels.append((delta / (2 * scale) + 0.5, f"perturbation (max {scale:.3g})"))
+        if defence is not None:
+            panels.append((_purified(defence, batch[1:])[0], "purified adversarial"))
+        for c, (image, text) in enumerate(panels):
+            _show(fig.add_subplot(grid[r, c]), (image - lo) / (hi - lo) if c != 2 else image, text)
+        if has_maps:
+            mask = defence.saliency_mask(batch[1:]).numpy()[0]
+            level = defence.noise_level_map(batch[1:]).numpy()[0]
+            _show(fig.add_subplot(grid[r, len(panels)]), mask, f"salient {100 * mask.mean():.0f}%")
+            t_max = max(float(getattr(defence, "t_high", level.max())), 1.0)
+            _show(fig.add_subplot(grid[r, len(panels) + 1]), level, f"t in [{level.min():.0f}, {level.max():.0f}]",
+                  cmap="magma", vmin=0.0, vmax=t_max)
+    ax = fig.add_subplot(grid[:, len(columns):])
+    if report.eps_curve:
+        eps = [p["eps"] for p in report.eps_curve]
+        acc = [100 * p["robust_accuracy"] for p in report.eps_curve]
+        ax.plot(eps, acc, "o-", label=f"{report.eps_curve[0]['attack']} on first {report.eps_curve[0]['n']}")
+    ax.plot([0.0, report.settings["eps"]], [100 * report.clean_accuracy, 100 * report.robust_accuracy], "s",
+            color="C3", label=f"all attacks, n={report.n}")
+    ax.set_xlabel("l_inf eps")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("accuracy against eps", fontsize=9)
+    warnings = report.warnings
+    fig.suptitle((title + "  " if title else "") + (f"{len(warnings)} sanity warning(s): "
+                                                     + ", ".join(c.name for c in warnings) if warnings else
+                                                     "sanity checks: no warnings" if report.checks else ""),
+                 fontsize=10, color="C3" if warnings else "black")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

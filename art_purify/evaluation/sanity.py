@@ -1,0 +1,161 @@
+"""
+Sanity checks run with every evaluation (after AutoAttack's checks and Carlini et al., "On Evaluating Adversarial
+Robustness", 2019). Each check that fails becomes a visible warning in the report; none of them changes a result.
+
+1. ``randomness``: the defended classifier is random but the gradient attacks use single samples (no EOT).
+2. ``gradients``: NaN/inf input gradients, or exactly zero gradients of the true-class logit (gradient masking).
+3. ``iterations``: robust accuracy does not go down when the attack runs 4x longer.
+4. ``black-box``: the black-box Square attack beats the white-box attacks.
+5. ``large-eps``: PGD with eps = the whole data range does not drive accuracy to near 0.
+6. ``bpda``: BPDA (identity gradient) beats the real-gradient attacks.
+
+Checks 2, 3 and 5 and the accuracy-against-eps curve run on the first ``sanity_n`` examples with l_inf PGD (real
+gradient, same EOT, votes and step ratio as the run).
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import numpy as np
+
+from art_purify.evaluation.attacks import WHITE_BOX
+from art_purify.evaluation.suite import (
+    EvaluationReport,
+    SanityCheck,
+    _tolerance,
+    primary_gradient_attack,
+    replace_settings,
+    seeded_phase,
+)
+
+#: Accuracy at eps = the whole data range above which the ``large-eps`` check fails.
+LARGE_EPS_MAX_ACCURACY = 0.1
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _robust_acc(runner, x_adv: np.ndarray, y: np.ndarray, clean_ok: np.ndarray) -> float:
+    prediction, _ = runner.vote(x_adv)
+    return float((clean_ok & (prediction == y)).mean())
+
+
+def run_sanity_checks(report: EvaluationReport, runner, xs: np.ndarray, ys: np.ndarray, bar=None) -> None:
+    """Run every check on ``report`` (in place): appends to ``report.checks`` and fills ``report.eps_curve``."""
+    names = report.settings["attacks"]
+    m = len(ys)
+    random = report.random_defence
+    checks: List[SanityCheck] = []
+    gradient_attacks = [n for n in names if n in WHITE_BOX or n == "bpda"]
+
+    # 1. randomness without EOT
+    if not random:
+        checks.append(SanityCheck("randomness", True, "deterministic: two predictions of the same inputs agree"))
+    elif not gradient_attacks:
+        checks.append(SanityCheck("randomness", None, "random defence; no gradient attack in this run"))
+    elif runner.eot <= 1:
+        checks.append(SanityCheck("randomness", False, "the defence is random (two predictions of the same inputs "
+                                  "differ) but each attack gradient is a single sample: use EOT (eot > 1)"))
+    else:
+        checks.append(SanityCheck("randomness", True, f"random defence; gradients averaged over {runner.eot} EOT "
+                                  "samples, predictions by majority vote over "
+                                  f"{runner.votes} runs"))
+
+    # 2. zero or NaN gradients of the true-class logit
+    runner.phase += 1
+    with seeded_phase(runner.classifier, runner.seed, runner.phase):
+        grads = runner.classifier.class_gradient(xs, label=ys)
+    grads = grads.reshape(m, -1)
+    bad = ~np.isfinite(grads).all(axis=1)
+    zero = ~bad & (np.abs(grads).max(axis=1) == 0)
+    if bad.any() or zero.any():
+        checks.append(SanityCheck("gradients", False, f"input gradients of the true-class logit are NaN/inf on "
+                                  f"{int(bad.sum())} and exactly zero on {int(zero.sum())} of {m} examples: the "
+                                  "defence masks gradients (use BPDA or a surrogate gradient)"))
+    else:
+        checks.append(SanityCheck("gradients", True, f"finite and non-zero on all {m} examples (median |g|_1 "
+                                  f"{np.median(np.abs(grads).sum(1)):.3g})"))
+    _tick(bar)
+
+    # the l_inf PGD runs on the subset: eps curve, more-iterations check, large-eps check
+    settings = runner.settings
+    kind = primary_gradient_attack(names)
+    clean_ok = np.asarray(report.clean_correct[:m])
+    clean_acc = float(clean_ok.mean())
+
+    def pgd_acc(eps: float, max_iter: Optional[int] = None) -> float:
+        local = replace_settings(settings, eps, max_iter)
+        return _robust_acc(runner, runner.attack(kind, xs, ys, local), ys, clean_ok)
+
+    lo, hi = report.settings["clip_values"]
+    full = hi - lo
+    if kind in report.attacks:
+        at_eps = float(np.mean(report.attacks[kind].robust[:m]))
+    else:
+        at_eps = pgd_acc(settings.eps)
+    curve = [(0.0, clean_acc)]
+    for factor in (0.5, 2.0):
+        eps = settings.eps * factor
+        if eps < full:
+            curve.append((eps, pgd_acc(eps)))
+    curve.append((settings.eps, at_eps))
+    _tick(bar)
+    large = pgd_acc(full)
+    curve.append((full, large))
+    curve.sort()
+    report.eps_curve = [{"eps": float(e), "robust_accuracy": a, "n": m, "attack": kind} for e, a in curve]
+    _tick(bar)
+
+    # 3. more iterations must not help the defence
+    short_iter = max(1, settings.max_iter // 4)
+    if short_iter == settings.max_iter:
+        checks.append(SanityCheck("iterations", None, "max_iter = 1: nothing to compare"))
+    else:
+        short = pgd_acc(settings.eps, short_iter)
+        tol = _tolerance(random, m)
+        ok = at_eps <= short + tol
+        checks.append(SanityCheck("iterations", ok, f"{kind} on {m} examples: {_pct(short)} after {short_iter} "
+                                  f"iterations, {_pct(at_eps)} after {settings.max_iter}"
+                                  + ("" if ok else ": more iterations made the attack weaker (noisy or masked "
+                                     "gradients, or a step size too large)")))
+    _tick(bar)
+
+    # 4. black-box must not beat white-box
+    white = {n: report.attacks[n].robust_accuracy for n in names if n in WHITE_BOX}
+    tol = _tolerance(random, report.n)
+    if "square" in report.attacks and white:
+        best = min(white.values())
+        square = report.attacks["square"].robust_accuracy
+        white_robust = np.all([np.asarray(report.attacks[n].robust) for n in white], axis=0)
+        only = int(np.sum(~np.asarray(report.attacks["square"].robust) & white_robust))
+        ok = square >= best - tol
+        checks.append(SanityCheck("black-box", ok, f"Square {_pct(square)} vs best white-box {_pct(best)}; "
+                                  f"Square alone broke {only} examples"
+                                  + ("" if ok else ": the gradient attacks are being misled")))
+    else:
+        checks.append(SanityCheck("black-box", None, "needs square and a white-box attack in the run"))
+
+    # 5. a large eps drives accuracy to about 0
+    limit = max(LARGE_EPS_MAX_ACCURACY, 1.0 / m)
+    ok = large <= limit
+    checks.append(SanityCheck("large-eps", ok, f"{kind} at eps = {full:g} (the whole data range): {_pct(large)} "
+                              f"on {m} examples" + ("" if ok else f", above {_pct(limit)}: the attack cannot "
+                                                    "follow the defended model (gradient masking)")))
+
+    # 6. BPDA must not beat the real gradient
+    if "bpda" in report.attacks and white:
+        best = min(white.values())
+        bpda = report.attacks["bpda"].robust_accuracy
+        ok = bpda >= best - tol
+        checks.append(SanityCheck("bpda", ok, f"BPDA {_pct(bpda)} vs best real-gradient attack {_pct(best)}"
+                                  + ("" if ok else ": the identity gradient beats the real one (masked or "
+                                     "obfuscated gradients)")))
+    else:
+        checks.append(SanityCheck("bpda", None, "needs bpda and a white-box attack in the run"))
+    report.checks = checks
+
+
+def _tick(bar) -> None:
+    if bar is not None:
+        bar.update()
