@@ -65,6 +65,33 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--t-max", type=int, help="Train on timesteps [0, t_max) (default 300; see docs/models.md).")
     p.add_argument("--ema-decay", type=float, help="EMA decay of the exported weights (default 0.999).")
 
+    p = sub.add_parser("train-long-tailed", help="Train the classifier architecture on Fashion-MNIST-LT with SGD, SAM, "
+                       "ImbSAM or SSE-SAM and report many / medium / few-shot test accuracy.")
+    from art_purify.datasets import DEBIAN_DIR
+
+    _data_arg(p, str(DEBIAN_DIR))
+    p.add_argument("--optimizer", default="ssesam", choices=["sgd", "sam", "imbsam", "ssesam"],
+                   help="Optimiser (default ssesam); all step with SGD (Nesterov momentum 0.9, weight decay 5e-4).")
+    p.add_argument("--epochs", type=int, default=10, help="Epochs (default 10).")
+    p.add_argument("--batch-size", type=int, default=128, help="Batch size (default 128).")
+    p.add_argument("--lr", type=float, default=0.1, help="Initial learning rate, cosine-decayed per epoch (0.1).")
+    p.add_argument("--imbalance", type=float, default=100.0, help="Largest over smallest class size (default 100).")
+    p.add_argument("--rho", type=float, default=0.05, help="SAM radius (default 0.05).")
+    p.add_argument("--rho-head", type=float, default=0.05, help="SSE-SAM head radius (default 0.05).")
+    p.add_argument("--rho-tail", type=float, default=0.1, help="ImbSAM / SSE-SAM tail radius (default 0.1).")
+    p.add_argument("--gamma", type=float, default=0.7, help="SSE-SAM: rho_head = 0 from epoch ceil(gamma x epochs).")
+    p.add_argument("--eta", type=float, help="Tail classes have fewer than eta training samples "
+                   "(default 20 %% of the largest class).")
+    p.add_argument("--no-augment", action="store_true", help="No random crop and flip.")
+    p.add_argument("--seed", type=int, default=0, help="Seed of every random draw (default 0).")
+    p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu' or 'cuda[:N]'.")
+    p.add_argument("--out", required=True, type=Path, help="Output directory (checkpoint and artefacts).")
+    p.add_argument("--resume", action="store_true", help="Continue from OUT/checkpoint.pt.")
+    p.add_argument("--n-train", type=int, help="Use only the first N training images (for quick runs).")
+    p.add_argument("--num-threads", type=int, help="torch CPU threads (default: torch's choice).")
+    p.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)  # simulated interruption (epochs), for tests
+    p.add_argument("--quiet", action="store_true", help="No progress bar.")
+
     p = sub.add_parser("evaluate", help="Attack an ART PyTorchClassifier (optionally defended) with the attack suite.",
                        description="Attack the classifier with ART's attacks, take the per-example worst case, run the "
                        "sanity checks, and write report.json, adversarial.npz and report.png to --out.")
@@ -164,6 +191,28 @@ def _cmd_train_diffusion(args, command: str) -> int:
     return 0
 
 
+def _cmd_train_long_tailed(args, command: str) -> int:
+    from art_purify.datasets import load_fashion_mnist
+    from art_purify.training.long_tailed import LongTailedTrainConfig, train_long_tailed
+
+    _set_threads(args.num_threads)
+    config = LongTailedTrainConfig(
+        optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        imbalance_factor=args.imbalance, rho=args.rho, rho_head=args.rho_head, rho_tail=args.rho_tail,
+        gamma=args.gamma, eta=args.eta, seed=args.seed, augment=not args.no_augment)
+    x, y = _load_train(args)
+    x_test, y_test = load_fashion_mnist("test", source=args.data)
+    card = train_long_tailed(x, y, args.out, config, x_test, y_test, device=args.device, resume=args.resume,
+                             verbose=not args.quiet, command=command, stop_after=args.stop_after)
+    if "interrupted_at" in card:
+        print(f"stopped after epoch {card['interrupted_at']}; continue with --resume")
+        return 0
+    test = card["metrics"]["test"]
+    print(f"{args.optimizer}: test accuracy {test['accuracy']:.4f} (many {test['many_accuracy']:.4f}, medium "
+          f"{test['medium_accuracy']:.4f}, few {test['few_accuracy']:.4f}); artefacts in {args.out}")
+    return 0
+
+
 def _cmd_evaluate(args, command: str) -> int:
     from art_purify.evaluation.command import evaluate_cli
 
@@ -180,6 +229,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     handlers = {
         "train-classifier": _cmd_train_classifier,
         "train-diffusion": _cmd_train_diffusion,
+        "train-long-tailed": _cmd_train_long_tailed,
         "evaluate": _cmd_evaluate,
     }
     try:

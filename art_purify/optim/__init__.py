@@ -1,2 +1,4 @@
-"""Torch optimisers (SAM, ImbSAM, SSE-SAM arrive here). Importing this package stays light: no diffusers."""
-__all__: list = []
+"""Torch optimisers: SAM, ImbSAM and SSE-SAM around any base optimiser. Importing this package stays light."""
+from art_purify.optim.sam import SAM, SSESAM, ImbSAM, make_closure
+
+__all__ = ["SAM", "ImbSAM", "SSESAM", "make_closure"]
