@@ -21,21 +21,26 @@ def _data_arg(parser: argparse.ArgumentParser, default: str) -> None:
     )
 
 
-def _common_train_args(parser: argparse.ArgumentParser) -> None:
+def _run_args(parser: argparse.ArgumentParser) -> None:
+    """Options every training command shares: data, seed, device, output, resume, threads, progress."""
     from art_purify.datasets import DEBIAN_DIR
 
     _data_arg(parser, str(DEBIAN_DIR))
-    parser.add_argument("--batch-size", type=int, help="Training batch size.")
-    parser.add_argument("--lr", type=float, help="Peak learning rate.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of every random draw (default 0).")
     parser.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu' or 'cuda[:N]'.")
     parser.add_argument("--out", required=True, type=Path, help="Output directory (checkpoint and artefacts).")
     parser.add_argument("--resume", action="store_true", help="Continue from OUT/checkpoint.pt.")
-    parser.add_argument("--checkpoint-every", type=int, help="Steps between checkpoints.")
     parser.add_argument("--n-train", type=int, help="Use only the first N training images (for quick runs).")
     parser.add_argument("--num-threads", type=int, help="torch CPU threads (default: torch's choice).")
     parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)  # simulated interruption, for tests
     parser.add_argument("--quiet", action="store_true", help="No progress bar.")
+
+
+def _common_train_args(parser: argparse.ArgumentParser) -> None:
+    _run_args(parser)
+    parser.add_argument("--batch-size", type=int, help="Training batch size.")
+    parser.add_argument("--lr", type=float, help="Peak learning rate.")
+    parser.add_argument("--checkpoint-every", type=int, help="Steps between checkpoints.")
 
 
 ATTACK_NAMES = ("pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "autoattack", "bpda", "square")
@@ -67,9 +72,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-long-tailed", help="Train the classifier architecture on Fashion-MNIST-LT with SGD, SAM, "
                        "ImbSAM or SSE-SAM and report many / medium / few-shot test accuracy.")
-    from art_purify.datasets import DEBIAN_DIR
-
-    _data_arg(p, str(DEBIAN_DIR))
+    _run_args(p)
     p.add_argument("--optimizer", default="ssesam", choices=["sgd", "sam", "imbsam", "ssesam"],
                    help="Optimiser (default ssesam); all step with SGD (Nesterov momentum 0.9, weight decay 5e-4).")
     p.add_argument("--epochs", type=int, default=10, help="Epochs (default 10).")
@@ -83,14 +86,6 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eta", type=float, help="Tail classes have fewer than eta training samples "
                    "(default 20 %% of the largest class).")
     p.add_argument("--no-augment", action="store_true", help="No random crop and flip.")
-    p.add_argument("--seed", type=int, default=0, help="Seed of every random draw (default 0).")
-    p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu' or 'cuda[:N]'.")
-    p.add_argument("--out", required=True, type=Path, help="Output directory (checkpoint and artefacts).")
-    p.add_argument("--resume", action="store_true", help="Continue from OUT/checkpoint.pt.")
-    p.add_argument("--n-train", type=int, help="Use only the first N training images (for quick runs).")
-    p.add_argument("--num-threads", type=int, help="torch CPU threads (default: torch's choice).")
-    p.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)  # simulated interruption (epochs), for tests
-    p.add_argument("--quiet", action="store_true", help="No progress bar.")
 
     p = sub.add_parser("evaluate", help="Attack an ART PyTorchClassifier (optionally defended) with the attack suite.",
                        description="Attack the classifier with ART's attacks, take the per-example worst case, run the "
@@ -118,6 +113,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restarts", type=int, help="Random restarts (0: PGD starts at the clean input; preset default).")
     p.add_argument("--square-queries", type=int, help="Queries of the Square attack (preset default).")
     p.add_argument("--sanity-n", type=int, help="Examples used by the sanity checks and the eps curve (preset default).")
+    p.add_argument("--eps-curve", metavar="FACTORS", help="Extra points of the accuracy-against-eps curve as "
+                   "comma-separated multiples of eps, e.g. 0.5,2 (preset default: none for quick, 0.5,2 for paper).")
     p.add_argument("--no-sanity", action="store_true", help="Skip the sanity checks (not recommended).")
     p.add_argument("--no-figure", action="store_true", help="Do not draw report.png.")
     p.add_argument("--n", type=int, default=100, help="Number of test images (default 100).")

@@ -101,8 +101,9 @@ def test_broken_defence_is_flagged_by_the_sanity_checks():
 def test_healthy_run_has_no_warnings(tiny_classifier):
     x, y = _data(tiny_classifier)
     report = evaluate(tiny_classifier, x, y, ["pgd", "bpda"], AttackSettings(eps=0.3, max_iter=8, batch_size=12),
-                      seed=0, sanity_n=12, verbose=False)
+                      seed=0, sanity_n=12, eps_curve=(), verbose=False)
     assert report.warnings == [], report.checks
+    assert [p["eps"] for p in report.eps_curve] == [0.0, 0.3, 1.0]  # no extra points: clean, eps, whole range
 
 
 @pytest.mark.parametrize("kind", ["uniform", "heterogeneous"])

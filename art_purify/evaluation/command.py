@@ -44,7 +44,15 @@ def resolve_options(args) -> dict:
         "eot": args.eot if args.eot is not None else preset["eot"],
         "votes": args.votes if args.votes is not None else preset["votes"],
         "sanity_n": args.sanity_n if args.sanity_n is not None else preset["sanity_n"],
+        "eps_curve": _factors(args.eps_curve) if args.eps_curve is not None else preset["eps_curve"],
     }
+
+
+def _factors(text: str):
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as err:
+        raise ValueError(f"--eps-curve must be comma-separated multiples of eps, got {text!r}.") from err
 
 
 def evaluate_cli(args, command: str) -> str:
@@ -77,7 +85,7 @@ def evaluate_cli(args, command: str) -> str:
                                    preprocessing_defences=[defence] if defence is not None else None)
     report = evaluate(classifier, x, y, options["attacks"], options["settings"], eot=options["eot"],
                       votes=options["votes"], seed=args.seed, sanity=not args.no_sanity,
-                      sanity_n=options["sanity_n"], verbose=not args.quiet)
+                      sanity_n=options["sanity_n"], eps_curve=options["eps_curve"], verbose=not args.quiet)
     extra = {"command": command, "model": args.model, "defence": args.defence,
              "gradient": args.gradient if defence is not None else None, "preset": args.preset, "data": args.data,
              "seed": args.seed, "device": str(device), "torch_threads": torch.get_num_threads()}

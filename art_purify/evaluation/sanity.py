@@ -9,8 +9,9 @@ Robustness", 2019). Each check that fails becomes a visible warning in the repor
 5. ``large-eps``: PGD with eps = the whole data range does not drive accuracy to near 0.
 6. ``bpda``: BPDA (identity gradient) beats the real-gradient attacks.
 
-Checks 2, 3 and 5 and the accuracy-against-eps curve run on the first ``sanity_n`` examples with l_inf PGD (real
-gradient, same EOT, votes and step ratio as the run).
+Checks 2, 3 and 5 and the accuracy-against-eps curve (0, eps, the whole data range and the ``eps_curve`` multiples
+of eps) run on the first ``sanity_n`` examples with l_inf PGD (real gradient, same EOT, votes and step ratio as the
+run).
 """
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def run_sanity_checks(report: EvaluationReport, runner, xs: np.ndarray, ys: np.n
     else:
         at_eps = pgd_acc(settings.eps)
     curve = [(0.0, clean_acc)]
-    for factor in (0.5, 2.0):
+    for factor in report.settings["eps_curve_factors"]:
         eps = settings.eps * factor
         if eps < full:
             curve.append((eps, pgd_acc(eps)))

@@ -38,9 +38,9 @@ logger = logging.getLogger(__name__)
 #: samples, step 0.007 at eps 8/255, scaled to the chosen eps, majority vote over 20 purifications).
 PRESETS: Dict[str, Dict] = {
     "quick": {"max_iter": 10, "eot": 2, "votes": 3, "restarts": 0, "step_ratio": 0.25, "attacks": ["pgd"],
-              "sanity_n": 8, "square_queries": 50},
+              "sanity_n": 8, "square_queries": 50, "eps_curve": ()},
     "paper": {"max_iter": 200, "eot": 20, "votes": 20, "restarts": 0, "step_ratio": 0.007 / (8 / 255),
-              "attacks": ["pgd"], "sanity_n": 32, "square_queries": 1000},
+              "attacks": ["pgd"], "sanity_n": 32, "square_queries": 1000, "eps_curve": (0.5, 2.0)},
 }
 
 
@@ -221,6 +221,7 @@ def evaluate(
     seed: int = 0,
     sanity: bool = True,
     sanity_n: int = 32,
+    eps_curve: Sequence[float] = (0.5, 2.0),
     verbose: bool = True,
 ) -> EvaluationReport:
     """
@@ -238,6 +239,8 @@ def evaluate(
     :param votes: Purification runs per majority-vote prediction for random defences (1 when deterministic).
     :param seed: Seed of every phase (see the module docstring).
     :param sanity: Run the sanity checks and the accuracy-against-eps curve on the first ``sanity_n`` examples.
+    :param eps_curve: Extra points of that curve, as multiples of ``eps`` (each one more PGD run on the sanity
+                      examples); the curve always has 0, ``eps`` and the whole data range (the large-eps check).
     :return: An :class:`EvaluationReport`. An example is robust only if it is classified correctly and every attack
              failed on it.
     """
@@ -260,6 +263,8 @@ def evaluate(
     eff_eot, eff_votes = (eot, votes) if random else (1, 1)
     runner = _Runner(classifier, settings, eff_eot, eff_votes, seed, verbose)
 
+    if any(not np.isfinite(f) or f <= 0 for f in eps_curve):
+        raise ValueError(f"eps_curve must hold positive multiples of eps, got {tuple(eps_curve)!r}.")
     steps = len(names) + 1 + (4 if sanity else 0)
     bar = tqdm(total=steps, desc="evaluate", disable=not verbose, leave=False)
     clean_pred, clean_margin = runner.vote(x)
@@ -285,6 +290,7 @@ def evaluate(
         n=len(y), labels=y.tolist(),
         settings={"attacks": names, **settings.to_json(), "eot": eff_eot, "votes": eff_votes, "eot_requested": eot,
                   "votes_requested": votes, "seed": seed, "sanity_n": min(sanity_n, len(y)),
+                  "eps_curve_factors": [float(f) for f in eps_curve],
                   "clip_values": [lo, hi], "defences": [type(d).__name__ for d in defences_of(classifier)],
                   "defence_params": [_params_of(d) for d in defences_of(classifier)]},
         random_defence=random, clean_prediction=clean_pred.tolist(), clean_vote_margin=clean_margin.tolist(),
