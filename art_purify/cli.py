@@ -117,6 +117,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    "comma-separated multiples of eps, e.g. 0.5,2 (preset default: none for quick, 0.5,2 for paper).")
     p.add_argument("--no-sanity", action="store_true", help="Skip the sanity checks (not recommended).")
     p.add_argument("--no-figure", action="store_true", help="Do not draw report.png.")
+    p.add_argument("--resume", action="store_true", help="Continue an interrupted evaluation from OUT/partial (the "
+                   "clean votes and every finished attack are kept there); same command otherwise.")
     p.add_argument("--n", type=int, default=100, help="Number of test images (default 100).")
     p.add_argument("--batch-size", type=int, default=64, help="Attack and purification batch size (default 64).")
     p.add_argument("--seed", type=int, default=0, help="Seed of every random draw (default 0).")

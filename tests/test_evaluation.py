@@ -216,3 +216,27 @@ def test_cli_evaluate_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--defence", "jpeg", "--out", str(tmp_path / "r")])
     assert "invalid choice: 'jpeg'" in capsys.readouterr().err
+
+
+def test_interrupted_evaluation_resumes_to_the_same_outcomes(tmp_path, monkeypatch):
+    import art_purify.evaluation.suite as suite
+
+    classifier = _defended("uniform")
+    x, _ = _data(classifier, n=4, side=8)
+    y = np.arange(4)
+    settings = AttackSettings(eps=0.1, max_iter=2, batch_size=4)
+    kwargs = dict(eot=2, votes=3, seed=5, sanity=False, verbose=False)
+    full = evaluate(classifier, x, y, "pgd,bpda", settings, checkpoint_dir=tmp_path / "a", **kwargs)
+    assert {p.name for p in (tmp_path / "a").iterdir()} == {"meta.json", "clean.npz", "pgd.npz", "bpda.npz"}
+    (tmp_path / "a" / "bpda.npz").unlink()  # as if interrupted during the BPDA attack
+    built = []
+    real_build = suite.build_attack
+    monkeypatch.setattr(suite, "build_attack", lambda name, *a, **k: built.append(name) or real_build(name, *a, **k))
+    resumed = evaluate(classifier, x, y, "pgd,bpda", settings, checkpoint_dir=tmp_path / "a", resume=True, **kwargs)
+    assert built == ["bpda"]  # pgd and the clean votes came from the checkpoint
+    assert resumed.to_json()["per_example"] == full.to_json()["per_example"]
+    with pytest.raises(ValueError, match="other data or settings"):
+        evaluate(classifier, x, y, "pgd,bpda", settings, checkpoint_dir=tmp_path / "a", resume=True,
+                 **{**kwargs, "seed": 6})
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        evaluate(classifier, x, y, "pgd", settings, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)

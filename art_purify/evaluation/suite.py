@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -205,6 +208,56 @@ class _Runner:
         return x_adv
 
 
+def _fingerprint(x, y, names, settings, eot, votes, seed, classifier) -> str:
+    """A hash of everything that decides the outcome of the attack phases."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(x).tobytes())
+    digest.update(np.ascontiguousarray(y).tobytes())
+    config = {"attacks": names, "settings": settings.to_json(), "eot": eot, "votes": votes, "seed": seed,
+              "defences": [[type(d).__name__, _params_of(d)] for d in defences_of(classifier)]}
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+class _PhaseStore:
+    """Finished phases of an evaluation on disk (``clean.npz``, ``<attack>.npz``, ``meta.json``)."""
+
+    def __init__(self, directory: Optional[Union[str, Path]], fingerprint: str, resume: bool):
+        self.directory = None if directory is None else Path(directory)
+        if self.directory is None:
+            if resume:
+                raise ValueError("resume=True needs a checkpoint_dir.")
+            return
+        meta = self.directory / "meta.json"
+        if resume:
+            if not meta.is_file():
+                raise FileNotFoundError(f"resume was asked for but there is no checkpoint at {meta}.")
+            if json.loads(meta.read_text()).get("fingerprint") != fingerprint:
+                raise ValueError(f"the checkpoint in {self.directory} was made with other data or settings; run "
+                                 "without resume to start again.")
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for old in self.directory.glob("*.npz"):
+            old.unlink()
+        meta.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
+
+    def _path(self, name: str) -> Path:
+        return self.directory / f"{name}.npz"
+
+    def load(self, name: str) -> Optional[Dict[str, np.ndarray]]:
+        if self.directory is None or not self._path(name).is_file():
+            return None
+        with np.load(self._path(name)) as data:
+            return {k: data[k] for k in data.files}
+
+    def save(self, name: str, **arrays) -> None:
+        if self.directory is None:
+            return
+        tmp = self.directory / f".{name}.tmp.npz"
+        np.savez(tmp, **arrays)
+        tmp.replace(self._path(name))
+
+
 def _tolerance(random: bool, m: int) -> float:
     """How much two accuracies on ``m`` examples may differ by chance (voting noise of random defences)."""
     return max(0.03, 2.0 / m) if random else 0.0
@@ -222,6 +275,8 @@ def evaluate(
     sanity: bool = True,
     sanity_n: int = 32,
     eps_curve: Sequence[float] = (0.5, 2.0),
+    checkpoint_dir: Optional[Union[str, Path]] = None,
+    resume: bool = False,
     verbose: bool = True,
 ) -> EvaluationReport:
     """
@@ -241,6 +296,10 @@ def evaluate(
     :param sanity: Run the sanity checks and the accuracy-against-eps curve on the first ``sanity_n`` examples.
     :param eps_curve: Extra points of that curve, as multiples of ``eps`` (each one more PGD run on the sanity
                       examples); the curve always has 0, ``eps`` and the whole data range (the large-eps check).
+    :param checkpoint_dir: Save the clean votes and every finished attack there (adversarial examples and votes),
+                           so that an interrupted evaluation can continue; a new run (``resume=False``) clears it.
+    :param resume: Continue from ``checkpoint_dir``: finished phases are loaded, the others run with the seeds an
+                   uninterrupted run would use. Refused when the data or settings differ from the saved run's.
     :return: An :class:`EvaluationReport`. An example is robust only if it is classified correctly and every attack
              failed on it.
     """
@@ -267,19 +326,34 @@ def evaluate(
         raise ValueError(f"eps_curve must hold positive multiples of eps, got {tuple(eps_curve)!r}.")
     steps = len(names) + 1 + (4 if sanity else 0)
     bar = tqdm(total=steps, desc="evaluate", disable=not verbose, leave=False)
-    clean_pred, clean_margin = runner.vote(x)
+    store = _PhaseStore(checkpoint_dir, _fingerprint(x, y, names, settings, eot, votes, seed, classifier), resume)
+    saved = store.load("clean")
+    if saved is None:
+        clean_pred, clean_margin = runner.vote(x)
+        store.save("clean", prediction=clean_pred, margin=clean_margin)
+    else:
+        clean_pred, clean_margin = saved["prediction"], saved["margin"]
+        runner.phase += 1
     clean_correct = clean_pred == y
     bar.update()
     outcomes: Dict[str, AttackOutcome] = {}
     x_adv_all: Dict[str, np.ndarray] = {}
     for name in names:
         bar.set_postfix_str(name)
-        t0 = time.time()
-        x_adv = runner.attack(name, x, y)
-        prediction, margin = runner.vote(x_adv)
+        saved = store.load(name)
+        if saved is None:
+            t0 = time.time()
+            x_adv = runner.attack(name, x, y)
+            prediction, margin = runner.vote(x_adv)
+            elapsed = time.time() - t0
+            store.save(name, x_adv=x_adv, prediction=prediction, margin=margin, time_s=np.float64(elapsed))
+        else:  # done before an interruption: same phases, same seeds
+            x_adv, prediction, margin, elapsed = (saved["x_adv"], saved["prediction"], saved["margin"],
+                                                  float(saved["time_s"]))
+            runner.phase += 2
         robust = clean_correct & (prediction == y)
         outcomes[name] = AttackOutcome(name, LABELS[name], prediction.tolist(), margin.tolist(), robust.tolist(),
-                                       float(robust.mean()), time.time() - t0)
+                                       float(robust.mean()), elapsed)
         x_adv_all[name] = x_adv
         bar.update()
     robust_all = clean_correct.copy()
