@@ -85,6 +85,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gamma", type=float, default=0.7, help="SSE-SAM: rho_head = 0 from epoch ceil(gamma x epochs).")
     p.add_argument("--eta", type=float, help="Tail classes have fewer than eta training samples "
                    "(default 20 %% of the largest class).")
+    p.add_argument("--batchnorm", default="auto", choices=["auto", "batch", "group"],
+                   help="How ImbSAM / SSE-SAM group passes treat BatchNorm: auto (= batch for BatchNorm models: whole-batch "
+                   "passes, exact), batch, or group (fast: each group normalised with its own statistics; "
+                   "see docs/optim.md).")
     p.add_argument("--no-augment", action="store_true", help="No random crop and flip.")
 
     p = sub.add_parser("evaluate", help="Attack an ART PyTorchClassifier (optionally defended) with the attack suite.",
@@ -198,7 +202,7 @@ def _cmd_train_long_tailed(args, command: str) -> int:
     config = LongTailedTrainConfig(
         optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         imbalance_factor=args.imbalance, rho=args.rho, rho_head=args.rho_head, rho_tail=args.rho_tail,
-        gamma=args.gamma, eta=args.eta, seed=args.seed, augment=not args.no_augment)
+        gamma=args.gamma, eta=args.eta, batchnorm=args.batchnorm, seed=args.seed, augment=not args.no_augment)
     x, y = _load_train(args)
     x_test, y_test = load_fashion_mnist("test", source=args.data)
     card = train_long_tailed(x, y, args.out, config, x_test, y_test, device=args.device, resume=args.resume,

@@ -8,7 +8,10 @@ Variants, each one optimiser step on the same batch:
 - ``imbsam``: ImbSAM (head once, tail twice);
 - ``ssesam_phase1``: SSE-SAM before the switch (head and tail each at w and at their perturbed point);
 - ``ssesam_phase2``: SSE-SAM after the switch (rho_head = 0: head once, tail twice);
-- ``reference_4x``: the official code's cost, four forward + backward passes over the whole batch per step.
+- ``reference_4x``: the official code's cost, four forward + backward passes over the whole batch per step;
+- ``*_batch``: ImbSAM and SSE-SAM with ``batchnorm="batch"`` closures (every pass forwards the whole batch, so
+  BatchNorm normalises with the whole batch's statistics: exact for BatchNorm models, the default there). The
+  other variants use ``batchnorm="group"`` (each group forwarded alone: the fast path).
 
 Every repeat times each variant once, in turn, so that machine noise hits all of them alike; the figures are the
 medians over repeats and their ratios to ``sgd``. Batches without Fashion-MNIST's IDX files: ``--data synthetic``
@@ -74,7 +77,9 @@ def main() -> None:
             torch.manual_seed(args.seed)
             return SmallResNet().train()
 
-    models = {name: model() for name in ("sgd", "sam", "imbsam", "ssesam_phase1", "ssesam_phase2", "reference_4x")}
+    names = ("sgd", "sam", "imbsam", "ssesam_phase1", "ssesam_phase2", "reference_4x", "imbsam_batch",
+             "ssesam_phase1_batch", "ssesam_phase2_batch")
+    models = {name: model() for name in names}
     opts = {
         "sgd": torch.optim.SGD(models["sgd"].parameters(), **sgd),
         "sam": SAM(models["sam"].parameters(), torch.optim.SGD, rho=0.05, **sgd),
@@ -84,6 +89,12 @@ def main() -> None:
         "ssesam_phase2": SSESAM(models["ssesam_phase2"].parameters(), torch.optim.SGD, class_counts=counts, eta=eta,
                                 gamma=0.0, epochs=10, **sgd),
         "reference_4x": torch.optim.SGD(models["reference_4x"].parameters(), **sgd),
+        "imbsam_batch": ImbSAM(models["imbsam_batch"].parameters(), torch.optim.SGD, class_counts=counts, eta=eta,
+                               rho=0.1, **sgd),
+        "ssesam_phase1_batch": SSESAM(models["ssesam_phase1_batch"].parameters(), torch.optim.SGD,
+                                      class_counts=counts, eta=eta, gamma=0.7, epochs=10, **sgd),
+        "ssesam_phase2_batch": SSESAM(models["ssesam_phase2_batch"].parameters(), torch.optim.SGD,
+                                      class_counts=counts, eta=eta, gamma=0.0, epochs=10, **sgd),
     }
     assert opts["ssesam_phase1"].phase == 1 and opts["ssesam_phase2"].phase == 2
 
@@ -95,7 +106,8 @@ def main() -> None:
                 loss_fn(m(x), y).backward()
             opt.step()
         else:
-            opt.step(make_closure(m, loss_fn, x, y), targets=y)
+            mode = "batch" if name.endswith("_batch") else "group"
+            opt.step(make_closure(m, loss_fn, x, y, batchnorm=mode), targets=y)
 
     times = {name: [] for name in models}
     tail_share = []
@@ -116,9 +128,9 @@ def main() -> None:
     }
     print(f"batch {args.batch}, {args.repeats} repeats, tail classes {result['tail_classes']} (eta {eta:g}), "
           f"mean tail share {100 * result['mean_tail_share']:.1f}%")
-    print(f"{'variant':<16}{'median step (ms)':>18}{'x SGD':>8}")
+    print(f"{'variant':<22}{'median step (ms)':>18}{'x SGD':>8}")
     for name in median:
-        print(f"{name:<16}{1000 * median[name]:>18.1f}{result['ratio_to_sgd'][name]:>8.2f}")
+        print(f"{name:<22}{1000 * median[name]:>18.1f}{result['ratio_to_sgd'][name]:>8.2f}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=2)

@@ -240,3 +240,17 @@ def test_interrupted_evaluation_resumes_to_the_same_outcomes(tmp_path, monkeypat
                  **{**kwargs, "seed": 6})
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         evaluate(classifier, x, y, "pgd", settings, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)
+
+
+def test_resume_is_refused_for_other_model_weights(tmp_path):
+    classifier = as_art_classifier(_linear(), device="cpu")
+    x, y = _data(classifier, n=4)
+    settings = AttackSettings(eps=0.1, max_iter=2, batch_size=4)
+    evaluate(classifier, x, y, "pgd", settings, sanity=False, checkpoint_dir=tmp_path, verbose=False)
+    (tmp_path / "keep.npz").write_bytes(b"user file")
+    with torch.no_grad():
+        classifier.model[1].weight.add_(0.01)
+    with pytest.raises(ValueError, match="other data or settings"):
+        evaluate(classifier, x, y, "pgd", settings, sanity=False, checkpoint_dir=tmp_path, resume=True, verbose=False)
+    evaluate(classifier, x, y, "pgd", settings, sanity=False, checkpoint_dir=tmp_path, verbose=False)  # fresh run
+    assert (tmp_path / "keep.npz").read_bytes() == b"user file"  # only the suite's own files are replaced

@@ -287,3 +287,61 @@ def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="must accept"):
         ImbSAM(model.parameters(), torch.optim.SGD, class_counts=COUNTS, eta=ETA, lr=0.1).step(lambda: None, targets=y)
     assert np.isfinite(float(_step(_make("sam", model), model, x, y)))
+
+
+def test_a_failing_closure_leaves_the_weights_at_w_and_deepcopy_keeps_the_optimiser():
+    model = _mlp()
+    before = [p.detach().clone() for p in model.parameters()]
+    x, y = _batch()
+    inner = make_closure(model, torch.nn.CrossEntropyLoss(), x, y)
+
+    def closure(index=None, perturbed=False):
+        if perturbed:
+            raise RuntimeError("out of memory")
+        return inner(index, perturbed)
+
+    opt = _make("ssesam", model)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        opt.step(closure, targets=y)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert not any("sam_w" in opt.state[p] for p in model.parameters())
+    with pytest.raises(RuntimeError, match="use step"):
+        opt.first_step()
+    twin = copy.deepcopy({"model": model, "opt": opt})
+    assert twin["opt"].base_optimizer.param_groups is twin["opt"].param_groups
+    _step(twin["opt"], twin["model"], x, y)  # the copy steps on the copied model
+    assert not torch.equal(next(twin["model"].parameters()), next(model.parameters()))
+
+
+def _bn_mlp():
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.BatchNorm1d(7), torch.nn.Tanh(),
+                                   torch.nn.Linear(7, 6)).double()
+
+
+@pytest.mark.parametrize("kind", ["imbsam", "ssesam"])
+def test_batch_mode_equals_the_definition_with_batchnorm(kind):
+    """With BatchNorm the default closure forwards the whole batch: every group's loss is normalised with (and
+    differentiated through) the whole batch's statistics, as in the definition."""
+    model = _bn_mlp()
+    x, y = _batch()
+    tail = _tail_mask(y)
+    groups = [(1 - tail, 0.0), (tail, 0.3)] if kind == "imbsam" else [(1 - tail, 0.2), (tail, 0.4)]
+    expected = _reference_step(model, x, y, groups, **SGD)
+    probe = copy.deepcopy(model)
+    probe(x)  # the running statistics after one whole-batch pass
+    opt = _make(kind, model)
+    closure = make_closure(model, torch.nn.CrossEntropyLoss(), x, y)
+    assert closure.batchnorm == "batch"
+    opt.step(closure, targets=y)
+    _assert_same(model, expected)
+    bn = model[1]
+    assert torch.allclose(bn.running_mean, probe[1].running_mean) and int(bn.num_batches_tracked) == 1
+    # the fast group mode normalises each group on its own: a different update
+    group_model = _bn_mlp()
+    _make(kind, group_model).step(make_closure(group_model, torch.nn.CrossEntropyLoss(), x, y, batchnorm="group"),
+                                  targets=y)
+    assert not torch.allclose(next(group_model.parameters()), next(model.parameters()))
+    with pytest.raises(ValueError, match="batchnorm must be one of"):
+        make_closure(model, torch.nn.CrossEntropyLoss(), x, y, batchnorm="ghost")

@@ -190,12 +190,12 @@ def straight_through(classifier, nb_eot: int = 1) -> Iterator[None]:
     """Within the block, every PyTorch preprocessing defence of ``classifier`` has an identity gradient (BPDA)."""
     ops = classifier.preprocessing_operations
     original = list(ops)
-    for i, step in enumerate(ops):
-        if is_defence(step):
-            if not isinstance(step, PreprocessorPyTorch):
-                raise ValueError(f"BPDA needs PyTorch preprocessing defences; {type(step).__name__} is not one.")
-            ops[i] = StraightThroughPyTorch(step, nb_eot)
     try:
+        for i, step in enumerate(ops):
+            if is_defence(step):
+                if not isinstance(step, PreprocessorPyTorch):
+                    raise ValueError(f"BPDA needs PyTorch preprocessing defences; {type(step).__name__} is not one.")
+                ops[i] = StraightThroughPyTorch(step, nb_eot)
         yield
     finally:
         ops[:] = original

@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from art_purify.evaluation.attacks import (
+    ATTACKS,
     LABELS,
     WHITE_BOX,
     AttackSettings,
@@ -143,7 +144,8 @@ def seeded_phase(classifier, seed: int, phase: int, nb_eot: Optional[int] = None
         params["nb_eot"] = int(nb_eot)
     try:
         np.random.seed(value)
-        with torch.random.fork_rng(devices=[]), _defence_params(classifier, **params):
+        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=cuda), _defence_params(classifier, **params):
             torch.manual_seed(value)
             yield
     finally:
@@ -216,6 +218,12 @@ def _fingerprint(x, y, names, settings, eot, votes, seed, classifier) -> str:
     config = {"attacks": names, "settings": settings.to_json(), "eot": eot, "votes": votes, "seed": seed,
               "defences": [[type(d).__name__, _params_of(d)] for d in defences_of(classifier)]}
     digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+    modules = [classifier.model] + [m for d in defences_of(classifier) for m in vars(d).values()
+                                    if isinstance(m, torch.nn.Module)]
+    for module in modules:  # the weights of the classifier and of the defences' networks
+        for key, tensor in module.state_dict().items():
+            digest.update(key.encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -237,8 +245,8 @@ class _PhaseStore:
                                  "without resume to start again.")
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        for old in self.directory.glob("*.npz"):
-            old.unlink()
+        for name in ("clean", *ATTACKS):  # only this module's own files
+            self._path(name).unlink(missing_ok=True)
         meta.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
 
     def _path(self, name: str) -> Path:
@@ -259,8 +267,9 @@ class _PhaseStore:
 
 
 def _tolerance(random: bool, m: int) -> float:
-    """How much two accuracies on ``m`` examples may differ by chance (voting noise of random defences)."""
-    return max(0.03, 2.0 / m) if random else 0.0
+    """How much two accuracies on ``m`` examples may differ by chance: voting noise of random defences, or one
+    example for deterministic ones (ART's attacks return their last iterate, which can flip back)."""
+    return max(0.03, 2.0 / m) if random else 1.0 / m
 
 
 def evaluate(

@@ -12,23 +12,23 @@ contributes the gradient of its loss at its own perturbed point::
 and the base optimiser steps with ``G``. SAM: one group, ``rho``. ImbSAM: head ``rho = 0``, tail ``rho``.
 SSE-SAM: head ``rho_head``, tail ``rho_tail`` until epoch ``ceil(gamma * epochs)``, then head ``0`` (ImbSAM).
 
-Cost: each group is forwarded on its own samples only, once at ``w`` and, when its ``rho > 0``, once at ``w + e_k``.
-A first-phase SSE-SAM step therefore costs about two SGD steps, and once ``rho_head = 0`` about ``1 + tail share``
-SGD steps (the official code spends 4 forward and 4 backward passes per step in both phases). When every group's
-``rho`` is 0 the step is one pass over the whole batch and equals the base optimiser's step exactly.
+Cost: each group is passed once at ``w`` and, when its ``rho > 0``, once at ``w + e_k``. With ``make_closure(...,
+batchnorm="group")`` a pass forwards only the group's samples: a first-phase SSE-SAM step then costs about two SGD
+steps and, once ``rho_head = 0``, about ``1 + tail share`` (the official code spends 4 forward and 4 backward
+passes per step in both phases). That is exact for models without BatchNorm. With BatchNorm, group-only passes
+normalise each group with its own statistics, which measurably hurts long-tailed training (docs/optim.md), so the
+default ``batchnorm="auto"`` forwards the whole batch in every pass for BatchNorm models (exact, official cost).
+When every group's ``rho`` is 0 the step is one pass over the whole batch and equals the base optimiser's step.
 
-The closure: ``closure(index=None, perturbed=False)`` forwards the batch rows ``index`` (``None``: all), computes the
-sum of their losses divided by the whole batch size, calls ``backward()`` and returns the loss. The optimiser zeroes
+The closure: ``closure(index=None, perturbed=False)`` computes the sum of the losses of the batch rows ``index``
+(``None``: all) divided by the whole batch size, calls ``backward()`` and returns the loss. The optimiser zeroes
 the gradients itself before each call. :func:`make_closure` builds one from a model, a loss and a batch, and keeps
-BatchNorm running statistics untouched during perturbed passes (``perturbed=True``), the usual SAM practice. SAM
-also accepts a plain ``closure()`` that forwards the whole batch.
-
-BatchNorm note: because groups are forwarded separately, a BatchNorm layer in training mode normalises each group
-with that group's batch statistics (not the whole batch's), and its running statistics are updated once per group
-by the unperturbed passes. On a model without BatchNorm the step equals the definition above exactly.
+BatchNorm running statistics untouched during perturbed passes, the usual SAM practice. SAM also accepts a plain
+``closure()`` that forwards the whole batch.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
@@ -117,15 +117,15 @@ class SAM(torch.optim.Optimizer):
             if p.grad is None:
                 continue
             e_w = p.grad * scale.to(p.grad.dtype) if torch.is_tensor(scale) else p.grad * scale
+            self.state[p]["sam_w"] = p.detach().clone()  # restored exactly (w + e - e is not w in floating point)
             p.add_(e_w)
-            self.state[p]["sam_e_w"] = e_w
 
     @torch.no_grad()
     def _restore(self) -> None:
         for p in self._params():
-            e_w = self.state[p].pop("sam_e_w", None) if p in self.state else None
-            if e_w is not None:
-                p.sub_(e_w)
+            w = self.state[p].pop("sam_w", None) if p in self.state else None
+            if w is not None:
+                p.copy_(w)
 
     def first_step(self, zero_grad: bool = False) -> None:
         """Move to ``w + rho * g / ||g||`` using the gradients now in ``.grad``."""
@@ -181,8 +181,10 @@ class SAM(torch.optim.Optimizer):
             loss_sum = loss if loss_sum is None else loss_sum + loss
             if rho > 0:
                 self._perturb(rho)
-                self._call(closure, index, True)
-                self._restore()
+                try:
+                    self._call(closure, index, True)
+                finally:  # never leave the weights at the perturbed point, even if the closure raises
+                    self._restore()
             for i, p in enumerate(params):
                 if p.grad is not None:
                     total[i] = p.grad.clone() if total[i] is None else total[i].add_(p.grad)
@@ -192,6 +194,14 @@ class SAM(torch.optim.Optimizer):
         return loss_sum
 
     # ------------------------------------------------------------------ state
+    _EXTRA = ("base_optimizer", "tail_mask", "eta", "num_classes", "_init")
+
+    def __getstate__(self) -> Dict:
+        """Pickling and ``copy.deepcopy`` keep the base optimiser (sharing groups and state) and the class split."""
+        state = super().__getstate__()
+        state.update({k: self.__dict__[k] for k in self._EXTRA if k in self.__dict__})
+        return state
+
     def load_state_dict(self, state_dict: Dict) -> None:
         super().load_state_dict(state_dict)
         self.base_optimizer.param_groups = self.param_groups
@@ -225,6 +235,10 @@ class _GroupSAM(SAM):
         self.tail_mask = tail.to(torch.bool)
         self.eta = eta
         super().__init__(params, base_optimizer, **kwargs)
+
+    def first_step(self, zero_grad: bool = False) -> None:
+        raise RuntimeError(f"{type(self).__name__} perturbs the head and tail groups separately: use "
+                           "step(closure, targets=labels) (see art_purify.optim.make_closure).")
 
     @property
     def tail_classes(self) -> List[int]:
@@ -327,49 +341,76 @@ class SSESAM(_GroupSAM):
 
 
 class _FrozenBatchNorm:
-    """Within the block, BatchNorm layers of ``model`` normalise with batch statistics but do not update their
-    running statistics (or their batch counter)."""
+    """Within the block, BatchNorm layers of ``model`` normalise with batch statistics but keep their running
+    statistics and batch counter: they are copied on entry and put back on exit (even after a non-finite pass)."""
+
+    BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
     def __init__(self, model: torch.nn.Module):
         self.layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
     def __enter__(self):
-        self.saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+        self.saved = [{k: getattr(m, k).clone() for k in self.BUFFERS if getattr(m, k, None) is not None}
                       for m in self.layers]
-        for m in self.layers:
-            m.momentum = 0.0
         return self
 
     def __exit__(self, *exc):
-        for m, (momentum, tracked) in zip(self.layers, self.saved):
-            m.momentum = momentum
-            if tracked is not None:
-                m.num_batches_tracked.copy_(tracked)
+        with torch.no_grad():
+            for m, buffers in zip(self.layers, self.saved):
+                for k, value in buffers.items():
+                    getattr(m, k).copy_(value)
         return False
 
 
-def make_closure(model: torch.nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor) -> Closure:
+BATCHNORM_MODES = ("auto", "batch", "group")
+
+
+def has_batchnorm(model: torch.nn.Module) -> bool:
+    """Whether ``model`` has a BatchNorm layer (whose training-mode output depends on the other samples)."""
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def make_closure(model: torch.nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor,
+                 batchnorm: str = "auto") -> Closure:
     """
     A closure for :class:`SAM`, :class:`ImbSAM` and :class:`SSESAM` on the batch ``(x, y)``.
 
     :param loss_fn: A per-sample loss (``reduction="none"``) or a module with a ``reduction`` attribute; the closure
-                    sums the losses of the forwarded rows and divides by the whole batch size.
+                    sums the losses of the asked rows and divides by the whole batch size.
+    :param batchnorm: How a group's pass treats BatchNorm layers in training mode:
+
+        - ``"group"``: forward only the group's rows (the fast path: ~2x / ~1 + tail share SGD for SSE-SAM); each
+          group is normalised with its own batch statistics. Exact for models without BatchNorm.
+        - ``"batch"``: forward the whole batch and keep the group's rows of the loss, so every pass normalises with
+          the whole batch's statistics and differentiates through them: the update equals the definition with
+          BatchNorm too, at the official code's cost (SSE-SAM ~4x SGD before the switch, ~3x after).
+        - ``"auto"`` (default): ``"batch"`` if ``model`` has BatchNorm layers, else ``"group"``.
+
+        Running statistics are updated once per step, by the first unperturbed pass (by each group's unperturbed
+        pass in ``"group"`` mode); perturbed passes never update them.
     """
     size = len(x)
     if size == 0:
         raise ValueError("empty batch.")
+    if batchnorm not in BATCHNORM_MODES:
+        raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}.")
+    whole = batchnorm == "batch" or (batchnorm == "auto" and has_batchnorm(model))
+    updated = [False]
 
     def closure(index: Optional[torch.Tensor] = None, perturbed: bool = False) -> torch.Tensor:
-        xb, yb = (x, y) if index is None else (x[index.to(x.device)], y[index.to(y.device)])
-        if perturbed:
-            with _FrozenBatchNorm(model):
-                losses = _per_sample(loss_fn, model(xb), yb)
-        else:
-            losses = _per_sample(loss_fn, model(xb), yb)
-        loss = losses.sum() / size
-        loss.backward()
+        freeze = perturbed or (whole and updated[0])
+        with _FrozenBatchNorm(model) if freeze else contextlib.nullcontext():  # restored after the backward pass
+            if index is None:
+                loss = _per_sample(loss_fn, model(x), y).sum() / size
+            elif whole:
+                loss = _per_sample(loss_fn, model(x), y)[index.to(x.device)].sum() / size
+            else:
+                loss = _per_sample(loss_fn, model(x[index.to(x.device)]), y[index.to(y.device)]).sum() / size
+            loss.backward()
+        updated[0] = updated[0] or not perturbed
         return loss
 
+    closure.batchnorm = "batch" if whole else "group"
     return closure
 
 
@@ -388,4 +429,4 @@ def _per_sample(loss_fn: Callable, logits: torch.Tensor, targets: torch.Tensor) 
     return losses
 
 
-__all__: Sequence[str] = ["SAM", "ImbSAM", "SSESAM", "make_closure"]
+__all__: Sequence[str] = ["SAM", "ImbSAM", "SSESAM", "make_closure", "has_batchnorm"]

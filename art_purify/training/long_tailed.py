@@ -37,6 +37,9 @@ class LongTailedTrainConfig:
     rho_tail: float = 0.1
     gamma: float = 0.7
     eta: Optional[float] = None
+    #: How grouped passes treat BatchNorm: "auto" (exact: whole-batch passes when the model has BatchNorm), "batch"
+    #: or "group" (fast, each group normalised with its own statistics); see art_purify.optim.make_closure.
+    batchnorm: str = "auto"
     seed: int = 0
     augment: bool = True
     widths: List[int] = field(default_factory=lambda: [16, 32, 64, 128])
@@ -114,7 +117,7 @@ def train_long_tailed(
     trainer = SharpnessAwareTrainerPyTorch(
         classifier, optimizer, class_counts=counts, scheduler="cosine",
         augment=augment_batch if config.augment else None, seed=config.seed, checkpoint_dir=out_dir,
-        verbose=verbose)
+        batchnorm=config.batchnorm, verbose=verbose)
     t0 = time.time()
     history = trainer.fit(x_lt, y_lt, nb_epochs=config.epochs, batch_size=config.batch_size, resume=resume,
                           stop_after=stop_after)

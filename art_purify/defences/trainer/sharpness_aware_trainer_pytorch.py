@@ -63,6 +63,8 @@ class SharpnessAwareTrainerPyTorch(Trainer):
                       (constant), or a torch LR scheduler stepped once per epoch.
     :param augment: Optional ``augment(x, generator) -> x`` applied to every training batch.
     :param seed: Seed of the data order (epoch ``e`` uses ``step_generator(seed, -1 - e)``) and of ``augment``.
+    :param batchnorm: ``"auto"``, ``"batch"`` or ``"group"``: how the grouped passes treat BatchNorm (see
+                      :func:`art_purify.optim.make_closure`; ``"auto"`` is exact for every model).
     :param checkpoint_dir: Where to write ``checkpoint.pt`` after every epoch (atomic); ``fit(resume=True)`` continues
                            from it and ends where an uninterrupted run would.
     """
@@ -78,6 +80,7 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         checkpoint_dir: Optional[Union[str, Path]] = None,
         many_shot: Optional[float] = None,
         few_shot: Optional[float] = None,
+        batchnorm: str = "auto",
         verbose: bool = True,
     ) -> None:
         super().__init__(classifier)
@@ -91,6 +94,11 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         if class_counts is not None and len(class_counts) != classifier.nb_classes:
             raise ValueError(f"class_counts has {len(class_counts)} entries but the classifier has "
                              f"{classifier.nb_classes} classes.")
+        from art_purify.optim.sam import BATCHNORM_MODES
+
+        if batchnorm not in BATCHNORM_MODES:
+            raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}.")
+        self.batchnorm = batchnorm
         self.optimizer = optimizer
         self.class_counts = None if class_counts is None else np.asarray(class_counts, dtype=np.int64)
         self.scheduler = scheduler
@@ -183,6 +191,9 @@ class SharpnessAwareTrainerPyTorch(Trainer):
                 self.scheduler.load_state_dict(state["scheduler"])
             self.history = list(state["history"])
             start = int(state["epoch"])
+            if isinstance(self.optimizer, SSESAM) and self.optimizer.param_groups[0]["epochs"] != nb_epochs:
+                raise ValueError(f"the checkpoint's SSESAM optimiser was built for "
+                                 f"epochs={self.optimizer.param_groups[0]['epochs']} but fit runs {nb_epochs}.")
         end = nb_epochs if stop_after is None else min(nb_epochs, int(stop_after))
         loss_fn = classifier._loss
         sharpness_aware = isinstance(self.optimizer, SAM)
@@ -218,7 +229,8 @@ class SharpnessAwareTrainerPyTorch(Trainer):
                     xb = self.augment(xb, step_generator(self.seed, epoch * steps + k))
                 xb, yb = xb.to(device), y_t[idx].to(device)
                 if sharpness_aware:
-                    loss = self.optimizer.step(make_closure(model, loss_fn, xb, yb), targets=yb)
+                    closure = make_closure(model, loss_fn, xb, yb, batchnorm=self.batchnorm)
+                    loss = self.optimizer.step(closure, targets=yb)
                 else:
                     self.optimizer.zero_grad(set_to_none=True)
                     loss = loss_fn(model(xb), yb)
