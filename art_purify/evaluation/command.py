@@ -86,7 +86,8 @@ def evaluate_cli(args, command: str) -> str:
     report = evaluate(classifier, x, y, options["attacks"], options["settings"], eot=options["eot"],
                       votes=options["votes"], seed=args.seed, sanity=not args.no_sanity,
                       sanity_n=options["sanity_n"], eps_curve=options["eps_curve"],
-                      checkpoint_dir=out / "partial", resume=args.resume, verbose=not args.quiet)
+                      checkpoint_dir=out / "partial", resume=args.resume, verbose=not args.quiet,
+                      cascade=args.cascade)
     extra = {"command": command, "model": args.model, "defence": args.defence,
              "gradient": args.gradient if defence is not None else None, "preset": args.preset, "data": args.data,
              "seed": args.seed, "device": str(device), "torch_threads": torch.get_num_threads()}

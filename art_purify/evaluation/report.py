@@ -33,6 +33,7 @@ def summary_table(report: EvaluationReport, defence_name: str = "") -> str:
     """One row per attack, then the per-example worst case; sanity warnings listed below the table."""
     s = report.settings
     eot = f" EOT{s['eot']}" if s["eot"] > 1 else ""
+    cascade = s.get("cascade", False)
     rows = [{"defence": defence_name, "attack": "none (clean)", "n": report.n, "votes": s["votes"],
              "accuracy": _pct(report.clean_accuracy), "time": ""}]
     for name, outcome in report.attacks.items():
@@ -41,8 +42,11 @@ def summary_table(report: EvaluationReport, defence_name: str = "") -> str:
             detail = f"{budget} q{s['square_queries']}"
         else:
             detail = f"{budget} x{s['max_iter']}{eot}" + (f" R{s['restarts']}" if s["restarts"] else "")
-        rows.append({"defence": defence_name, "attack": f"{outcome.label} {detail}", "n": report.n,
-                     "votes": s["votes"], "accuracy": _pct(outcome.robust_accuracy), "time": f"{outcome.time_s:.0f}s"})
+        n = report.n if outcome.attacked is None else sum(outcome.attacked)
+        rows.append({"defence": defence_name, "attack": f"{outcome.label} {detail}", "n": n,
+                     "votes": s["votes"], "accuracy": _pct(outcome.robust_accuracy) + (" (cumulative)" if cascade
+                                                                                      else ""),
+                     "time": f"{outcome.time_s:.0f}s"})
     rows.append({"defence": defence_name, "attack": "worst case over all attacks", "n": report.n, "votes": s["votes"],
                  "accuracy": _pct(report.robust_accuracy), "time": f"{report.time_s:.0f}s"})
     lines = [format_table(rows)]
@@ -122,11 +126,14 @@ def save_figure(report: EvaluationReport, classifier, x: np.ndarray, path: Union
     lo, hi = report.settings["clip_values"]
 
     def name_of(c: int) -> str:
+        if c < 0:
+            return "(not attacked)"
         return class_names[c] if class_names is not None else str(c)
 
     def adversarial(i: int):
         for name in names:
-            if not report.attacks[name].robust[i]:
+            outcome = report.attacks[name]
+            if not outcome.robust[i] and (outcome.attacked is None or outcome.attacked[i]):
                 return name, report.x_adv[name][i]
         return names[0], report.x_adv[names[0]][i]
 
