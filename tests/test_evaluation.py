@@ -185,14 +185,15 @@ def test_format_table():
 
 def test_cli_evaluate_shipped_model(tmp_path, capsys):
     out = tmp_path / "report"
-    argv = ["evaluate", "--n", "12", "--max-iter", "3", "--sanity-n", "4", "--attack", "pgd,bpda", "--out",
-            str(out), "--quiet"]
+    argv = ["evaluate", "--n", "12", "--max-iter", "3", "--sanity-n", "4", "--attack", "bpda,pgd", "--cascade",
+            "--out", str(out), "--quiet"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "worst case over all attacks" in printed and "sanity checks:" in printed and "report.png" in printed
     report = load_report(out / "report.json")
     evaluation = report["evaluation"]
     assert evaluation["n"] == 12 and evaluation["settings"]["eps"] == 0.1 and report["preset"] == "quick"
+    assert evaluation["settings"]["cascade"] and evaluation["settings"]["attacks"] == ["pgd", "bpda"]
     assert evaluation["robust_accuracy"] <= evaluation["clean_accuracy"]
     assert len(evaluation["per_example"]) == 12 and report["command"].startswith("art-purify evaluate")
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
@@ -254,3 +255,42 @@ def test_resume_is_refused_for_other_model_weights(tmp_path):
         evaluate(classifier, x, y, "pgd", settings, sanity=False, checkpoint_dir=tmp_path, resume=True, verbose=False)
     evaluate(classifier, x, y, "pgd", settings, sanity=False, checkpoint_dir=tmp_path, verbose=False)  # fresh run
     assert (tmp_path / "keep.npz").read_bytes() == b"user file"  # only the suite's own files are replaced
+
+
+def test_cascade_attacks_only_the_examples_still_robust(tiny_classifier, tmp_path):
+    x, y = _data(tiny_classifier, n=16)
+    settings = AttackSettings(eps=0.08, max_iter=3, batch_size=8, square_queries=30)
+    kwargs = dict(seed=1, sanity_n=8, eps_curve=(), verbose=False)
+    plain = evaluate(tiny_classifier, x, y, "pgd,bpda,square", settings, **kwargs)
+    cascade = evaluate(tiny_classifier, x, y, "square,bpda,pgd", settings, cascade=True,
+                       checkpoint_dir=tmp_path, **kwargs)
+    assert list(cascade.attacks) == ["pgd", "bpda", "square"]  # white-box first, then BPDA, then Square
+    assert cascade.settings["cascade"] is True
+    # the first attack runs on every clean-correct example, with the same seeds as without cascade
+    assert cascade.attacks["pgd"].attacked == cascade.clean_correct
+    assert cascade.attacks["pgd"].robust == plain.attacks["pgd"].robust
+    assert 0 < sum(cascade.attacks["pgd"].robust) < len(y), "the test needs a partly successful first attack"
+    robust = np.asarray(cascade.attacks["pgd"].robust)
+    for name in ("bpda", "square"):  # each later attack runs on what survived the earlier ones
+        outcome = cascade.attacks[name]
+        assert outcome.attacked == robust.tolist()
+        assert all(p == -1 for p, a in zip(outcome.prediction, outcome.attacked) if not a)
+        assert np.isnan(np.asarray(outcome.vote_margin)[~robust]).all()
+        robust = np.asarray(outcome.robust)
+    assert cascade.robust == robust.tolist() and cascade.robust_accuracy == cascade.attacks["square"].robust_accuracy
+    assert cascade.robust_accuracy <= plain.attacks["pgd"].robust_accuracy
+    checks = {c.name: c for c in cascade.checks}
+    assert "examples every gradient attack failed on" in checks["black-box"].detail
+    assert "(cumulative)" in summary_table(cascade)
+    assert "attacked" in cascade.to_json()["per_example"][0]["attacks"]["bpda"]
+    with pytest.raises(ValueError, match="other data or settings"):  # cascade is part of the checkpoint's settings
+        evaluate(tiny_classifier, x, y, "pgd,bpda,square", settings, checkpoint_dir=tmp_path, resume=True, **kwargs)
+
+
+def test_cascade_still_flags_a_masking_defence():
+    classifier = as_art_classifier(_linear(), device="cpu", preprocessing_defences=[RoundingPyTorch()])
+    x, y = _data(classifier)
+    report = evaluate(classifier, x, y, ["pgd", "bpda"], AttackSettings(eps=0.3, max_iter=8, batch_size=12),
+                      seed=0, sanity_n=12, cascade=True, verbose=False)
+    bpda = {c.name: c for c in report.warnings}["bpda"]
+    assert "BPDA broke" in bpda.detail and report.attacks["bpda"].robust_accuracy < 1.0
