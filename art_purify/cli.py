@@ -120,8 +120,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eps-curve", metavar="FACTORS", help="Extra points of the accuracy-against-eps curve as "
                    "comma-separated multiples of eps, e.g. 0.5,2 (preset default: none for quick, 0.5,2 for paper).")
     p.add_argument("--cascade", action="store_true", help="Run each attack only on the examples every earlier attack "
-                   "failed on (as AutoAttack does; white-box first, then bpda, then square): the same worst case at "
-                   "a fraction of the cost, per-attack accuracies cumulative.")
+                   "failed on (as AutoAttack does; white-box first, then bpda, then square): a worst case at a "
+                   "fraction of the cost; per-attack accuracies are cumulative.")
     p.add_argument("--no-sanity", action="store_true", help="Skip the sanity checks (not recommended).")
     p.add_argument("--no-figure", action="store_true", help="Do not draw report.png.")
     p.add_argument("--resume", action="store_true", help="Continue an interrupted evaluation from OUT/partial (the "

@@ -266,7 +266,7 @@ def test_cascade_attacks_only_the_examples_still_robust(tiny_classifier, tmp_pat
                        checkpoint_dir=tmp_path, **kwargs)
     assert list(cascade.attacks) == ["pgd", "bpda", "square"]  # white-box first, then BPDA, then Square
     assert cascade.settings["cascade"] is True
-    # the first attack runs on every clean-correct example, with the same seeds as without cascade
+    # the first attack runs on the clean-correct examples (all of them here, so the outcome is that of a plain run)
     assert cascade.attacks["pgd"].attacked == cascade.clean_correct
     assert cascade.attacks["pgd"].robust == plain.attacks["pgd"].robust
     assert 0 < sum(cascade.attacks["pgd"].robust) < len(y), "the test needs a partly successful first attack"
@@ -283,6 +283,10 @@ def test_cascade_attacks_only_the_examples_still_robust(tiny_classifier, tmp_pat
     assert "examples every gradient attack failed on" in checks["black-box"].detail
     assert "(cumulative)" in summary_table(cascade)
     assert "attacked" in cascade.to_json()["per_example"][0]["attacks"]["bpda"]
+    path = save_report(cascade, tmp_path / "report.json")
+    assert "NaN" not in path.read_text()  # strict JSON: the margins of examples not attacked are null
+    skipped = int(np.flatnonzero(~np.asarray(cascade.attacks["bpda"].attacked))[0])
+    assert load_report(path)["evaluation"]["per_example"][skipped]["attacks"]["bpda"]["vote_margin"] is None
     with pytest.raises(ValueError, match="other data or settings"):  # cascade is part of the checkpoint's settings
         evaluate(tiny_classifier, x, y, "pgd,bpda,square", settings, checkpoint_dir=tmp_path, resume=True, **kwargs)
 
@@ -294,3 +298,28 @@ def test_cascade_still_flags_a_masking_defence():
                       seed=0, sanity_n=12, cascade=True, verbose=False)
     bpda = {c.name: c for c in report.warnings}["bpda"]
     assert "BPDA broke" in bpda.detail and report.attacks["bpda"].robust_accuracy < 1.0
+
+
+class GaussianNoisePyTorch(PreprocessorPyTorch):
+    """A random defence whose votes flip near the decision boundary: the chance flips the cascade checks measure."""
+
+    def __init__(self):
+        super().__init__(device_type="cpu", is_fitted=True, apply_fit=False, apply_predict=True)
+
+    def forward(self, x, y=None):
+        return x + 0.6 * torch.randn_like(x), y
+
+
+def test_cascade_checks_subtract_the_chance_flips_of_a_random_defence():
+    x, y = _data(as_art_classifier(_linear(), device="cpu"), n=60)
+    classifier = as_art_classifier(_linear(), device="cpu", preprocessing_defences=[GaussianNoisePyTorch()])
+    # Square with a tiny budget and one query does next to nothing: whatever it "breaks" is voting noise
+    settings = AttackSettings(eps=0.002, max_iter=2, batch_size=32, square_queries=1)
+    report = evaluate(classifier, x, y, "pgd,square", settings, eot=2, votes=1, seed=3, sanity_n=8, eps_curve=(),
+                      cascade=True, verbose=False)
+    assert report.random_defence
+    square = report.attacks["square"]
+    broken = int(np.sum(np.asarray(square.attacked) & ~np.asarray(square.robust)))
+    assert broken / report.n > 0.03, "the test needs survivors that flip by chance"
+    check = {c.name: c for c in report.checks}["black-box"]
+    assert check.passed is True and "by chance" in check.detail, check.detail

@@ -42,8 +42,9 @@ def summary_table(report: EvaluationReport, defence_name: str = "") -> str:
             detail = f"{budget} q{s['square_queries']}"
         else:
             detail = f"{budget} x{s['max_iter']}{eot}" + (f" R{s['restarts']}" if s["restarts"] else "")
-        n = report.n if outcome.attacked is None else sum(outcome.attacked)
-        rows.append({"defence": defence_name, "attack": f"{outcome.label} {detail}", "n": n,
+        if outcome.attacked is not None:
+            detail += f" (ran on {sum(outcome.attacked)})"
+        rows.append({"defence": defence_name, "attack": f"{outcome.label} {detail}", "n": report.n,
                      "votes": s["votes"], "accuracy": _pct(outcome.robust_accuracy) + (" (cumulative)" if cascade
                                                                                       else ""),
                      "time": f"{outcome.time_s:.0f}s"})
@@ -71,8 +72,19 @@ def save_report(report: EvaluationReport, path: Union[str, Path], extra: Optiona
                          "numpy": np.__version__},
             "machine": machine_description(), "evaluation": report.to_json()}
     path = Path(path)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    path.write_text(json.dumps(_no_nan(data), indent=2, allow_nan=False) + "\n")
     return path
+
+
+def _no_nan(value):
+    """Strict JSON: NaN (the vote margin of an example an attack did not run on) becomes ``null``."""
+    if isinstance(value, float):
+        return None if value != value else value
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_nan(v) for v in value]
+    return value
 
 
 def load_report(path: Union[str, Path]) -> Dict:
