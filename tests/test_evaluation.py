@@ -236,6 +236,9 @@ def test_interrupted_evaluation_resumes_to_the_same_outcomes(tmp_path, monkeypat
     resumed = evaluate(classifier, x, y, "pgd,bpda", settings, checkpoint_dir=tmp_path / "a", resume=True, **kwargs)
     assert built == ["bpda"]  # pgd and the clean votes came from the checkpoint
     assert resumed.to_json()["per_example"] == full.to_json()["per_example"]
+    # the reported time is the whole run's: it includes the phases done before the interruption
+    assert resumed.time_s >= resumed.attacks["pgd"].time_s + resumed.attacks["bpda"].time_s
+    assert resumed.attacks["pgd"].time_s == pytest.approx(full.attacks["pgd"].time_s)
     with pytest.raises(ValueError, match="other data or settings"):
         evaluate(classifier, x, y, "pgd,bpda", settings, checkpoint_dir=tmp_path / "a", resume=True,
                  **{**kwargs, "seed": 6})

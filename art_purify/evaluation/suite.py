@@ -351,12 +351,15 @@ def evaluate(
     bar = tqdm(total=steps, desc="evaluate", disable=not verbose, leave=False)
     store = _PhaseStore(checkpoint_dir, _fingerprint(x, y, names, settings, eot, votes, seed, classifier, cascade),
                         resume)
+    carried = 0.0  # seconds spent on the phases loaded from the checkpoint, so that time_s is the whole run's
     saved = store.load("clean")
     if saved is None:
+        t0 = time.time()
         clean_pred, clean_margin = runner.vote(x)
-        store.save("clean", prediction=clean_pred, margin=clean_margin)
+        store.save("clean", prediction=clean_pred, margin=clean_margin, time_s=np.float64(time.time() - t0))
     else:
         clean_pred, clean_margin = saved["prediction"], saved["margin"]
+        carried += float(saved.get("time_s", 0.0))
         runner.phase += 1
     clean_correct = clean_pred == y
     bar.update()
@@ -381,6 +384,7 @@ def evaluate(
         else:  # done before an interruption: same phases, same seeds
             x_adv, prediction, margin, elapsed = (saved["x_adv"], saved["prediction"], saved["margin"],
                                                   float(saved["time_s"]))
+            carried += elapsed
             runner.phase += 2
         robust = clean_correct & todo & (prediction == y)
         robust_so_far &= robust
@@ -408,7 +412,7 @@ def evaluate(
 
         run_sanity_checks(report, runner, x[:sanity_n], y[:sanity_n], bar)
     bar.close()
-    report.time_s = time.time() - t_start
+    report.time_s = time.time() - t_start + carried
     return report
 
 
