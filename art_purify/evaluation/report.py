@@ -109,13 +109,14 @@ def _purified(defence, x: np.ndarray) -> np.ndarray:
     return out.cpu().numpy()
 
 
-def _show(ax, image: np.ndarray, title: str, cmap="gray", vmin=0.0, vmax=1.0) -> None:
+def _show(ax, image: np.ndarray, title: str, cmap="gray", vmin=0.0, vmax=1.0):
     image = np.asarray(image)
     image = image[0] if image.shape[0] == 1 else np.transpose(image, (1, 2, 0))
-    ax.imshow(image, cmap=cmap if image.ndim == 2 else None, vmin=vmin, vmax=vmax)
+    shown = ax.imshow(image, cmap=cmap if image.ndim == 2 else None, vmin=vmin, vmax=vmax)
     ax.set_title(title, fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
+    return shown
 
 
 def save_figure(report: EvaluationReport, classifier, x: np.ndarray, path: Union[str, Path],
@@ -171,10 +172,12 @@ def save_figure(report: EvaluationReport, classifier, x: np.ndarray, path: Union
         if has_maps:
             mask = defence.saliency_mask(batch[1:]).numpy()[0]
             level = defence.noise_level_map(batch[1:]).numpy()[0]
-            _show(fig.add_subplot(grid[r, len(panels)]), mask, f"salient {100 * mask.mean():.0f}%")
+            _show(fig.add_subplot(grid[r, len(panels)]), mask, f"saliency mask\n(white: {100 * mask.mean():.0f}% salient)")
             t_max = max(float(getattr(defence, "t_high", level.max())), 1.0)
-            _show(fig.add_subplot(grid[r, len(panels) + 1]), level, f"t in [{level.min():.0f}, {level.max():.0f}]",
-                  cmap="magma", vmin=0.0, vmax=t_max)
+            level_ax = fig.add_subplot(grid[r, len(panels) + 1])
+            shown = _show(level_ax, level, "noise level t", cmap="magma", vmin=0.0, vmax=t_max)
+            bar = fig.colorbar(shown, ax=level_ax, fraction=0.046, pad=0.04, ticks=np.unique(level)[:4])
+            bar.ax.tick_params(labelsize=7)
     ax = fig.add_subplot(grid[:, len(columns):])
     if report.eps_curve:
         eps = [p["eps"] for p in report.eps_curve]
