@@ -10,7 +10,8 @@ Variants, each one optimiser step on the same batch:
 - ``ssesam_phase2``: SSE-SAM after the switch (rho_head = 0: head once, tail twice);
 - ``reference_4x``: the official code's cost, four forward + backward passes over the whole batch per step;
 - ``*_batch``: ImbSAM and SSE-SAM with ``batchnorm="batch"`` closures (every pass forwards the whole batch, so
-  BatchNorm normalises with the whole batch's statistics: exact for BatchNorm models, the default there). The
+  BatchNorm normalises with the whole batch's statistics: exact for BatchNorm models, the default there; the passes
+  at w share one forward, so ImbSAM forwards the batch twice and backpropagates it three times). The
   other variants use ``batchnorm="group"`` (each group forwarded alone: the fast path).
 
 Every repeat times each variant once, in turn, so that machine noise hits all of them alike; the figures are the

@@ -123,7 +123,8 @@ def test_ssesam_phase_switch_at_gamma_times_epochs():
 
 
 def test_passes_per_step_and_forwarded_rows():
-    """Phase 1: each group forwarded at w and at its perturbed point; phase 2: the head once, the tail twice."""
+    """Phase 1: each group forwarded at w and at its perturbed point (every pass at w first); phase 2: the head once,
+    the tail twice."""
     model = _mlp()
     x, y = _batch()
     calls = []
@@ -136,7 +137,7 @@ def test_passes_per_step_and_forwarded_rows():
     opt = _make("ssesam", model, gamma=0.5, epochs=2)
     opt.step(closure, targets=y)
     head, tail = sorted(v for v in y.tolist() if v < 3), sorted(v for v in y.tolist() if v >= 3)
-    assert calls == [(head, False), (head, True), (tail, False), (tail, True)]
+    assert calls == [(head, False), (tail, False), (head, True), (tail, True)]
     calls.clear()
     opt.epoch_end()
     opt.step(closure, targets=y)
@@ -345,3 +346,25 @@ def test_batch_mode_equals_the_definition_with_batchnorm(kind):
     assert not torch.allclose(next(group_model.parameters()), next(model.parameters()))
     with pytest.raises(ValueError, match="batchnorm must be one of"):
         make_closure(model, torch.nn.CrossEntropyLoss(), x, y, batchnorm="ghost")
+
+
+@pytest.mark.parametrize("kind, forwards", [("imbsam", 2), ("ssesam", 3)])
+def test_batch_mode_shares_one_forward_for_the_passes_at_w(kind, forwards):
+    """In "batch" mode the passes at w (head and tail) share one whole-batch forward: ImbSAM forwards the batch twice
+    (at w, at the tail's perturbed point), SSE-SAM phase 1 three times; a second step on the same closure (weights
+    moved) forwards afresh and still equals the definition."""
+    model = _bn_mlp()
+    x, y = _batch()
+    seen = []
+    model.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    tail = _tail_mask(y)
+    groups = [(1 - tail, 0.0), (tail, 0.3)] if kind == "imbsam" else [(1 - tail, 0.2), (tail, 0.4)]
+    opt = _make(kind, model)
+    closure = make_closure(model, torch.nn.CrossEntropyLoss(), x, y)
+    opt.step(closure, targets=y)
+    assert seen == [len(x)] * forwards
+    expected = _reference_step(model, x, y, groups, **SGD)
+    seen.clear()  # the reference's copy of the model carries the hook too
+    opt.step(closure, targets=y)
+    assert seen == [len(x)] * forwards
+    _assert_same(model, expected)

@@ -12,12 +12,13 @@ contributes the gradient of its loss at its own perturbed point::
 and the base optimiser steps with ``G``. SAM: one group, ``rho``. ImbSAM: head ``rho = 0``, tail ``rho``.
 SSE-SAM: head ``rho_head``, tail ``rho_tail`` until epoch ``ceil(gamma * epochs)``, then head ``0`` (ImbSAM).
 
-Cost: each group is passed once at ``w`` and, when its ``rho > 0``, once at ``w + e_k``. With ``make_closure(...,
-batchnorm="group")`` a pass forwards only the group's samples: a first-phase SSE-SAM step then costs about two SGD
-steps and, once ``rho_head = 0``, about ``1 + tail share`` (the official code spends 4 forward and 4 backward
-passes per step in both phases). That is exact for models without BatchNorm. With BatchNorm, group-only passes
+Cost: each group is passed once at ``w`` and, when its ``rho > 0``, once at ``w + e_k`` (the passes at ``w`` come
+first). With ``make_closure(..., batchnorm="group")`` a pass forwards only the group's samples: a first-phase SSE-SAM
+step then costs about two SGD steps and, once ``rho_head = 0``, about ``1 + tail share`` (the official code spends 4
+forward and 4 backward passes per step in both phases). That is exact for models without BatchNorm. With BatchNorm, group-only passes
 normalise each group with its own statistics, which measurably hurts long-tailed training (docs/optim.md), so the
-default ``batchnorm="auto"`` forwards the whole batch in every pass for BatchNorm models (exact, official cost).
+default ``batchnorm="auto"`` forwards the whole batch for BatchNorm models (exact; the passes at ``w`` share one
+forward, so ImbSAM costs 2 forward + 3 backward passes and SSE-SAM phase 1 3 + 4, against the official 4 + 4).
 When every group's ``rho`` is 0 the step is one pass over the whole batch and equals the base optimiser's step.
 
 The closure: ``closure(index=None, perturbed=False)`` computes the sum of the losses of the batch rows ``index``
@@ -109,14 +110,19 @@ class SAM(torch.optim.Optimizer):
 
     # ------------------------------------------------------------------ two-pass access
     @torch.no_grad()
-    def _perturb(self, rho: float) -> None:
-        grads = [p.grad for p in self._params() if p.grad is not None]
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])) if grads else 0.0
+    def _perturb(self, rho: float, grads: Optional[List[Optional[torch.Tensor]]] = None) -> None:
+        """Move to ``w + rho * g / ||g||``, ``g`` = ``grads`` (one entry per parameter) or the ``.grad`` now held."""
+        params = self._params()
+        if grads is None:
+            grads = [p.grad for p in params]
+        present = [g for g in grads if g is not None]
+        norm = (torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in present]))
+                if present else 0.0)
         scale = rho / (norm + 1e-12)
-        for p in self._params():
-            if p.grad is None:
+        for p, g in zip(params, grads):
+            if g is None:
                 continue
-            e_w = p.grad * scale.to(p.grad.dtype) if torch.is_tensor(scale) else p.grad * scale
+            e_w = g * scale.to(g.dtype) if torch.is_tensor(scale) else g * scale
             self.state[p]["sam_w"] = p.detach().clone()  # restored exactly (w + e - e is not w in floating point)
             p.add_(e_w)
 
@@ -173,21 +179,32 @@ class SAM(torch.optim.Optimizer):
             self.base_optimizer.step()
             return loss
         total: List[Optional[torch.Tensor]] = [None] * len(params)
-        loss_sum = None
-        for index, rho in groups:
-            if index is not None and index.numel() == 0:
-                continue  # no sample of this group in the batch: it contributes nothing
-            loss = self._call(closure, index, False)
-            loss_sum = loss if loss_sum is None else loss_sum + loss
-            if rho > 0:
-                self._perturb(rho)
-                try:
-                    self._call(closure, index, True)
-                finally:  # never leave the weights at the perturbed point, even if the closure raises
-                    self._restore()
+
+        def accumulate():
             for i, p in enumerate(params):
                 if p.grad is not None:
                     total[i] = p.grad.clone() if total[i] is None else total[i].add_(p.grad)
+
+        # a group with no sample in the batch contributes nothing
+        groups = [(index, rho) for index, rho in groups if index is None or index.numel() > 0]
+        loss_sum = None
+        directions = []
+        # Every pass at w first, then the perturbed passes: a "batch" closure forwards the whole batch once for all
+        # the passes at w (the weights have not moved in between) and backpropagates each group's rows of it.
+        for index, rho in groups:
+            loss = self._call(closure, index, False)
+            loss_sum = loss if loss_sum is None else loss_sum + loss
+            if rho > 0:
+                directions.append((index, rho, [p.grad for p in params]))
+            else:
+                accumulate()
+        for index, rho, grads in directions:
+            self._perturb(rho, grads)
+            try:
+                self._call(closure, index, True)
+            finally:  # never leave the weights at the perturbed point, even if the closure raises
+                self._restore()
+            accumulate()
         for p, g in zip(params, total):
             p.grad = g
         self.base_optimizer.step()
@@ -342,7 +359,8 @@ class SSESAM(_GroupSAM):
 
 class _FrozenBatchNorm:
     """Within the block, BatchNorm layers of ``model`` normalise with batch statistics but keep their running
-    statistics and batch counter: they are copied on entry and put back on exit (even after a non-finite pass)."""
+    statistics and batch counter: the layers update copies, and the original buffers (never written) are put back on
+    exit, even after a non-finite pass. A graph built inside the block may be backpropagated after it."""
 
     BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -350,15 +368,17 @@ class _FrozenBatchNorm:
         self.layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
     def __enter__(self):
-        self.saved = [{k: getattr(m, k).clone() for k in self.BUFFERS if getattr(m, k, None) is not None}
+        self.saved = [{k: getattr(m, k) for k in self.BUFFERS if getattr(m, k, None) is not None}
                       for m in self.layers]
+        for m, buffers in zip(self.layers, self.saved):
+            for k, value in buffers.items():
+                setattr(m, k, value.clone())
         return self
 
     def __exit__(self, *exc):
-        with torch.no_grad():
-            for m, buffers in zip(self.layers, self.saved):
-                for k, value in buffers.items():
-                    getattr(m, k).copy_(value)
+        for m, buffers in zip(self.layers, self.saved):
+            for k, value in buffers.items():
+                setattr(m, k, value)
         return False
 
 
@@ -383,7 +403,8 @@ def make_closure(model: torch.nn.Module, loss_fn: Callable, x: torch.Tensor, y: 
           group is normalised with its own batch statistics. Exact for models without BatchNorm.
         - ``"batch"``: forward the whole batch and keep the group's rows of the loss, so every pass normalises with
           the whole batch's statistics and differentiates through them: the update equals the definition with
-          BatchNorm too, at the official code's cost (SSE-SAM ~4x SGD before the switch, ~3x after).
+          BatchNorm too. The passes at ``w`` share one forward while the weights are unchanged (its graph is kept
+          until the first perturbed pass): SSE-SAM costs ~3.7x SGD before the switch, ~2.7x after (official: ~4x).
         - ``"auto"`` (default): ``"batch"`` if ``model`` has BatchNorm layers, else ``"group"``.
 
         Running statistics are updated once per step, by the first unperturbed pass (by each group's unperturbed
@@ -396,10 +417,27 @@ def make_closure(model: torch.nn.Module, loss_fn: Callable, x: torch.Tensor, y: 
         raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}.")
     whole = batchnorm == "batch" or (batchnorm == "auto" and has_batchnorm(model))
     updated = [False]
+    shared: Dict = {}  # "batch" mode: the whole batch's per-sample losses at w, with their graph
+
+    def weights_version():
+        return tuple(p._version for p in model.parameters())
 
     def closure(index: Optional[torch.Tensor] = None, perturbed: bool = False) -> torch.Tensor:
+        if whole and index is not None and not perturbed:
+            # Passes at w share one forward while the weights are unchanged (the optimiser makes every pass at w
+            # before it perturbs); each backpropagates its rows and keeps the graph for the next.
+            if shared.get("version") != weights_version():
+                shared.clear()
+                with _FrozenBatchNorm(model) if updated[0] else contextlib.nullcontext():
+                    shared["losses"] = _per_sample(loss_fn, model(x), y)  # backpropagated after the block
+                shared["version"] = weights_version()
+            loss = shared["losses"][index.to(x.device)].sum() / size
+            loss.backward(retain_graph=True)
+            updated[0] = True
+            return loss
+        shared.clear()  # frees the retained graph
         freeze = perturbed or (whole and updated[0])
-        with _FrozenBatchNorm(model) if freeze else contextlib.nullcontext():  # restored after the backward pass
+        with _FrozenBatchNorm(model) if freeze else contextlib.nullcontext():
             if index is None:
                 loss = _per_sample(loss_fn, model(x), y).sum() / size
             elif whole:
