@@ -8,32 +8,20 @@ import pytest
 import torch
 
 from art_purify.evaluation import as_art_classifier, build_defence
-from art_purify.models import SmallResNet
-from tests.conftest import TINY_UNET
+from tests.test_diffusion_purification import _directional_check, _fixed_mask, _tiny_classifier, _tiny_unet
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")
 
 
-def _models(dtype=torch.float64):
-    from diffusers import UNet2DModel
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        unet = UNet2DModel(**TINY_UNET).to(dtype).eval()
-        model = SmallResNet(widths=(4, 4, 8, 8)).to(dtype).eval()
-    return unet.to(CUDA), model.to(CUDA)
-
-
 def _defence(kind, dtype=torch.float64, fixed_mask=False, **kw):
-    unet, model = _models(dtype)
+    model = _tiny_classifier(dtype).to(CUDA)
     kw.setdefault("seed", 0)
     kw.setdefault("defence_grid", 50)
-    defence = build_defence(kind, unet, None, model, device_type="gpu", **kw)
+    defence = build_defence(kind, _tiny_unet(dtype).to(CUDA), None, model, device_type="gpu", **kw)
     if fixed_mask:
-        mask = torch.zeros(1, 1, 8, 8, dtype=torch.float64, device=CUDA)
-        mask[:, :, 2:6, 2:6] = 1.0
-        defence._prepare = lambda x: mask.expand(len(x), -1, -1, -1).to(x.dtype)
+        mask = _fixed_mask().to(CUDA)
+        defence._prepare = lambda x: mask.to(x.dtype)
     return defence, model
 
 
@@ -45,24 +33,8 @@ def _input(n=2, dtype=torch.float64, seed=0):
 @pytest.mark.parametrize("kind", ["uniform", "heterogeneous"])
 def test_exact_gradient_matches_finite_differences_on_cuda(kind):
     defence, _ = _defence(kind, gradient="exact", fixed_mask=(kind == "heterogeneous"))
-    x = _input()
-    gen = torch.Generator(device=CUDA).manual_seed(5)
-    weights = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=CUDA)
-
-    def loss(z):
-        defence.reset_generator()
-        return (defence.forward(z)[0] * weights).sum()
-
-    xg = x.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(loss(xg), xg)
+    grad = _directional_check(defence, _input())
     assert grad.device.type == "cuda" and grad.abs().sum() > 0
-    h = 1e-6
-    for _ in range(3):
-        v = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=CUDA)
-        with torch.no_grad():
-            fd = (loss(x + h * v) - loss(x - h * v)) / (2 * h)
-        analytic = (grad * v).sum()
-        assert abs(fd - analytic) / abs(fd).clamp_min(1e-12) < 1e-4, (fd.item(), analytic.item())
 
 
 @pytest.mark.parametrize("kind", ["uniform", "heterogeneous"])
@@ -145,30 +117,15 @@ def test_art_pgd_and_apgd_with_eot_run_on_cuda(kind):
 
 @pytest.mark.parametrize("kind", ["sam", "imbsam", "ssesam"])
 def test_sam_family_step_on_cuda_equals_the_cpu_step(kind):
-    from art_purify.optim import SAM, SSESAM, ImbSAM, make_closure
+    from tests.test_sam import _batch, _make, _mlp, _step
 
-    def build(device):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 6)).double()
-        model.to(device)
-        counts, sgd = [50, 40, 30, 8, 5, 3], {"lr": 0.5, "momentum": 0.9}
-        opt = {"sam": lambda: SAM(model.parameters(), torch.optim.SGD, rho=0.3, **sgd),
-               "imbsam": lambda: ImbSAM(model.parameters(), torch.optim.SGD, class_counts=counts, eta=10, rho=0.3,
-                                        **sgd),
-               "ssesam": lambda: SSESAM(model.parameters(), torch.optim.SGD, class_counts=counts, eta=10,
-                                        rho_head=0.2, rho_tail=0.4, gamma=0.5, epochs=2, **sgd)}[kind]()
-        return model, opt
-
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(10, 5, generator=gen, dtype=torch.float64)
-    y = torch.tensor([0, 1, 2, 3, 4, 5, 0, 1, 3, 0])
+    x, y = _batch()
     results = []
     for device in ("cpu", "cuda"):
-        model, opt = build(device)
-        xd, yd = x.to(device), y.to(device)
-        for _ in range(2):  # SSE-SAM: phase 1, then phase 2 after the switch at epoch 1
-            opt.step(make_closure(model, torch.nn.CrossEntropyLoss(), xd, yd), targets=yd)
+        model = _mlp().to(device)
+        opt = _make(kind, model, epochs=2)  # SSE-SAM: phase 1, then phase 2 after the switch at epoch 1
+        for _ in range(2):
+            _step(opt, model, x.to(device), y.to(device))
             if hasattr(opt, "epoch_end"):
                 opt.epoch_end()
         results.append([p.detach().cpu() for p in model.parameters()])
@@ -178,23 +135,13 @@ def test_sam_family_step_on_cuda_equals_the_cpu_step(kind):
 
 def test_sharpness_aware_trainer_fits_on_cuda():
     from art_purify.defences.trainer import SharpnessAwareTrainerPyTorch
-    from art_purify.optim import SSESAM
+    from tests.test_sharpness_trainer import _classifier, _data, _optimizer
 
-    counts = np.array([60, 40, 20, 10, 6])
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(5), counts)
-    x = rng.random((len(y), 1, 8, 8), dtype=np.float32) * 0.3
-    for c in range(5):
-        x[y == c, 0, c, :] = 1.0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
-                                    torch.nn.Flatten(), torch.nn.Linear(256, 5))
-    classifier = as_art_classifier(model, input_shape=(1, 8, 8), nb_classes=5, device="cuda")
-    opt = SSESAM(classifier.model.parameters(), torch.optim.SGD, class_counts=counts, eta=15, rho_head=0.05,
-                 rho_tail=0.1, gamma=0.5, epochs=3, lr=0.05, momentum=0.9)
-    history = SharpnessAwareTrainerPyTorch(classifier, opt, seed=0, verbose=False).fit(
-        x, y, nb_epochs=3, batch_size=16, validation_data=(x, y))
+    classifier = _classifier("cuda")
+    x, y = _data()
+    history = SharpnessAwareTrainerPyTorch(classifier, _optimizer("ssesam", classifier.model), seed=0,
+                                           verbose=False).fit(x, y, nb_epochs=3, batch_size=16,
+                                                              validation_data=_data(1))
     assert next(classifier.model.parameters()).device.type == "cuda"
     assert [h["phase"] for h in history] == [1, 1, 2]
     assert history[-1]["train_loss"] < history[0]["train_loss"] and history[-1]["val_accuracy"] > 0.5

@@ -58,8 +58,8 @@ def _fixed_mask(n=2):
 
 
 def _directional_check(defence, x, n_dirs=3):
-    gen = torch.Generator().manual_seed(5)
-    weights = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    gen = torch.Generator(device=x.device).manual_seed(5)
+    weights = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
 
     def loss(z):
         defence.reset_generator()  # the same noise on every evaluation
@@ -69,7 +69,7 @@ def _directional_check(defence, x, n_dirs=3):
     (grad,) = torch.autograd.grad(loss(xg), xg)
     h = 1e-6
     for _ in range(n_dirs):
-        v = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+        v = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
         with torch.no_grad():
             fd = (loss(x + h * v) - loss(x - h * v)) / (2 * h)
         analytic = (grad * v).sum()

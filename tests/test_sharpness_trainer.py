@@ -23,12 +23,12 @@ def _data(seed=0):
     return x, y
 
 
-def _classifier():
+def _classifier(device="cpu"):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
                                     torch.nn.Flatten(), torch.nn.Linear(256, 5))
-    return as_art_classifier(model, input_shape=(1, 8, 8), nb_classes=5, device="cpu")
+    return as_art_classifier(model, input_shape=(1, 8, 8), nb_classes=5, device=device)
 
 
 def _optimizer(kind, model, epochs=3):
