@@ -220,7 +220,7 @@ def test_cli_evaluate_bad_arguments(tmp_path, capsys):
 
 
 def test_interrupted_evaluation_resumes_to_the_same_outcomes(tmp_path, monkeypatch):
-    import art_purify.evaluation.suite as suite
+    import art_purify.evaluation.runner as runner_module
 
     classifier = _defended("uniform")
     x, _ = _data(classifier, n=4, side=8)
@@ -231,8 +231,8 @@ def test_interrupted_evaluation_resumes_to_the_same_outcomes(tmp_path, monkeypat
     assert {p.name for p in (tmp_path / "a").iterdir()} == {"meta.json", "clean.npz", "pgd.npz", "bpda.npz"}
     (tmp_path / "a" / "bpda.npz").unlink()  # as if interrupted during the BPDA attack
     built = []
-    real_build = suite.build_attack
-    monkeypatch.setattr(suite, "build_attack", lambda name, *a, **k: built.append(name) or real_build(name, *a, **k))
+    real_build = runner_module.build_attack
+    monkeypatch.setattr(runner_module, "build_attack", lambda name, *a, **k: built.append(name) or real_build(name, *a, **k))
     resumed = evaluate(classifier, x, y, "pgd,bpda", settings, checkpoint_dir=tmp_path / "a", resume=True, **kwargs)
     assert built == ["bpda"]  # pgd and the clean votes came from the checkpoint
     assert resumed.to_json()["per_example"] == full.to_json()["per_example"]

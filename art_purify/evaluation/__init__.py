@@ -1,10 +1,11 @@
 """Honest robustness evaluation through ART's attacks: the attack suite with EOT, BPDA and a black-box attack,
 per-example worst case, majority vote, sanity checks, JSON and PNG reports."""
 from art_purify.evaluation.art_wrap import as_art_classifier
-from art_purify.evaluation.attacks import ATTACKS, AttackSettings, StraightThroughPyTorch, build_attack, parse_attacks
+from art_purify.evaluation.attacks import ATTACKS, AttackSettings, build_attack, parse_attacks, straight_through_classifier
 from art_purify.evaluation.defences import DEFENCES, build_defence
 from art_purify.evaluation.report import format_table, load_report, save_figure, save_report, summary_table
-from art_purify.evaluation.suite import PRESETS, AttackOutcome, EvaluationReport, SanityCheck, evaluate
+from art_purify.evaluation.results import AttackOutcome, EvaluationReport, SanityCheck
+from art_purify.evaluation.suite import PRESETS, evaluate
 from art_purify.evaluation.voting import majority_vote
 
 __all__ = [
@@ -15,7 +16,6 @@ __all__ = [
     "EvaluationReport",
     "PRESETS",
     "SanityCheck",
-    "StraightThroughPyTorch",
     "as_art_classifier",
     "build_attack",
     "build_defence",
@@ -26,5 +26,6 @@ __all__ = [
     "parse_attacks",
     "save_figure",
     "save_report",
+    "straight_through_classifier",
     "summary_table",
 ]

@@ -1,12 +1,10 @@
 """The attack set of the evaluation suite: ART's attacks by name, with EOT and BPDA through the preprocessing chain."""
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
-import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
 #: Attack names understood by :func:`build_attack`, in the order the suite runs them.
@@ -124,8 +122,8 @@ def _pgd(classifier, settings: AttackSettings, norm, verbose: bool, eps=None, ep
 
 def build_attack(name: str, classifier, settings: AttackSettings, verbose: bool = False):
     """
-    ART's attack for ``name`` on ``classifier``. ``"bpda"`` is ART's PGD; run it inside :func:`straight_through` so
-    that the defences' gradients are replaced by the identity. ``"autoattack"`` is ART's :class:`AutoAttack` over
+    ART's attack for ``name`` on ``classifier``. ``"bpda"`` is ART's PGD; build it on
+    :func:`straight_through_classifier` so that the defences' gradients are the identity. ``"autoattack"`` is ART's :class:`AutoAttack` over
     APGD-CE, APGD-DLR and Square with these settings (ART's default set adds DeepFool; the original AutoAttack uses
     targeted APGD and FAB, which ART does not offer for PyTorch preprocessors).
     """
@@ -149,30 +147,6 @@ def build_attack(name: str, classifier, settings: AttackSettings, verbose: bool 
                                _square(classifier, settings, False)])
 
 
-class StraightThroughPyTorch(PreprocessorPyTorch):
-    """
-    BPDA wrapper for any ART PyTorch preprocessor: the output value is the wrapped defence's output, the gradient is
-    the identity. With ``nb_eot > 1``, loss-gradient calls (gradients on, labels given) purify each input
-    ``nb_eot`` times, so the attack follows the mean identity-gradient over purified samples (BPDA-EOT).
-    """
-
-    params = ["nb_eot"]
-
-    def __init__(self, defence: PreprocessorPyTorch, nb_eot: int = 1) -> None:
-        super().__init__(device_type="cpu", is_fitted=True, apply_fit=defence.apply_fit,
-                         apply_predict=defence.apply_predict)
-        self.defence = defence
-        self.nb_eot = int(nb_eot)
-
-    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        if self.nb_eot > 1 and y is not None and torch.is_grad_enabled() and x.requires_grad:
-            x = x.repeat_interleave(self.nb_eot, dim=0)
-            y = y.repeat_interleave(self.nb_eot, dim=0)
-        with torch.no_grad():
-            purified, _ = self.defence.forward(x.detach(), None)
-        return x + (purified.to(x.dtype) - x).detach(), y
-
-
 def is_defence(step) -> bool:
     """Whether a preprocessing step of an ART estimator is a defence (not ART's own standardisation step)."""
     from art.preprocessing.standardisation_mean_std import StandardisationMeanStd, StandardisationMeanStdPyTorch
@@ -185,17 +159,25 @@ def defences_of(classifier) -> List:
     return [p for p in (classifier.preprocessing_operations or []) if is_defence(p)]
 
 
-@contextlib.contextmanager
-def straight_through(classifier, nb_eot: int = 1) -> Iterator[None]:
-    """Within the block, every PyTorch preprocessing defence of ``classifier`` has an identity gradient (BPDA)."""
-    ops = classifier.preprocessing_operations
-    original = list(ops)
-    try:
-        for i, step in enumerate(ops):
-            if is_defence(step):
-                if not isinstance(step, PreprocessorPyTorch):
-                    raise ValueError(f"BPDA needs PyTorch preprocessing defences; {type(step).__name__} is not one.")
-                ops[i] = StraightThroughPyTorch(step, nb_eot)
-        yield
-    finally:
-        ops[:] = original
+def straight_through_classifier(classifier: Any, nb_eot: int = 1) -> Any:
+    """
+    A copy of the ART ``PyTorchClassifier`` ``classifier`` whose preprocessing defences are wrapped in
+    :class:`~art_purify.defences.preprocessor.StraightThroughPyTorch` (BPDA, with ``nb_eot`` EOT samples).
+
+    The copy shares the model and the defence objects (their seeds and parameters act on both) and has the same
+    loss, input shape, clip values and standardisation; ``classifier`` itself is left as it was.
+
+    :raises ValueError: If a defence is not a PyTorch preprocessor (BPDA needs to call it inside the graph).
+    """
+    from art.estimators.classification import PyTorchClassifier
+
+    from art_purify.defences.preprocessor import StraightThroughPyTorch
+
+    wrapped = []
+    for defence in defences_of(classifier):
+        if not isinstance(defence, PreprocessorPyTorch):
+            raise ValueError(f"BPDA needs PyTorch preprocessing defences; {type(defence).__name__} is not one.")
+        wrapped.append(StraightThroughPyTorch(defence, nb_eot))
+    params = classifier.get_params()
+    params["preprocessing_defences"] = wrapped or None
+    return PyTorchClassifier(**params)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from art_purify.evaluation.attacks import defences_of
-from art_purify.evaluation.suite import EvaluationReport
+from art_purify.evaluation.results import EvaluationReport
 
 REPORT_VERSION = 1
 

@@ -21,14 +21,9 @@ from typing import List, Optional
 import numpy as np
 
 from art_purify.evaluation.attacks import WHITE_BOX
-from art_purify.evaluation.suite import (
-    EvaluationReport,
-    SanityCheck,
-    _tolerance,
-    primary_gradient_attack,
-    replace_settings,
-    seeded_phase,
-)
+from art_purify.evaluation.results import EvaluationReport, SanityCheck
+from art_purify.evaluation.runner import AttackRunner, primary_gradient_attack, replace_settings, tolerance
+from art_purify.evaluation.seeding import seeded_phase
 
 #: Accuracy at eps = the whole data range above which the ``large-eps`` check fails.
 LARGE_EPS_MAX_ACCURACY = 0.1
@@ -38,12 +33,12 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def _robust_acc(runner, x_adv: np.ndarray, y: np.ndarray, clean_ok: np.ndarray) -> float:
-    prediction, _ = runner.vote(x_adv)
+def _robust_acc(runner: AttackRunner, x_adv: np.ndarray, y: np.ndarray, clean_ok: np.ndarray, key: str) -> float:
+    prediction, _ = runner.vote(x_adv, key)
     return float((clean_ok & (prediction == y)).mean())
 
 
-def run_sanity_checks(report: EvaluationReport, runner, xs: np.ndarray, ys: np.ndarray, bar=None) -> None:
+def run_sanity_checks(report: EvaluationReport, runner: AttackRunner, xs: np.ndarray, ys: np.ndarray, bar=None) -> None:
     """Run every check on ``report`` (in place): appends to ``report.checks`` and fills ``report.eps_curve``."""
     names = report.settings["attacks"]
     m = len(ys)
@@ -65,8 +60,7 @@ def run_sanity_checks(report: EvaluationReport, runner, xs: np.ndarray, ys: np.n
                                   f"{runner.votes} runs"))
 
     # 2. zero or NaN gradients of the true-class logit
-    runner.phase += 1
-    with seeded_phase(runner.classifier, runner.seed, runner.phase):
+    with seeded_phase(runner.classifier, runner.seed, "sanity/gradients"):
         grads = runner.classifier.class_gradient(xs, label=ys)
     grads = grads.reshape(m, -1)
     bad = ~np.isfinite(grads).all(axis=1)
@@ -88,7 +82,9 @@ def run_sanity_checks(report: EvaluationReport, runner, xs: np.ndarray, ys: np.n
 
     def pgd_acc(eps: float, max_iter: Optional[int] = None) -> float:
         local = replace_settings(settings, eps, max_iter)
-        return _robust_acc(runner, runner.attack(kind, xs, ys, local), ys, clean_ok)
+        key = f"sanity/{kind}/eps={local.eps!r}/max_iter={local.max_iter}"
+        x_adv = runner.attack(kind, xs, ys, f"attack/{key}", local)
+        return _robust_acc(runner, x_adv, ys, clean_ok, f"vote/{key}")
 
     lo, hi = report.settings["clip_values"]
     full = hi - lo
@@ -116,7 +112,7 @@ def run_sanity_checks(report: EvaluationReport, runner, xs: np.ndarray, ys: np.n
         checks.append(SanityCheck("iterations", None, "max_iter = 1: nothing to compare"))
     else:
         short = pgd_acc(settings.eps, short_iter)
-        tol = _tolerance(random, m)
+        tol = tolerance(random, m)
         ok = at_eps <= short + tol
         checks.append(SanityCheck("iterations", ok, f"{kind} on {m} examples: {_pct(short)} after {short_iter} "
                                   f"iterations, {_pct(at_eps)} after {settings.max_iter}"
@@ -126,7 +122,7 @@ def run_sanity_checks(report: EvaluationReport, runner, xs: np.ndarray, ys: np.n
 
     # 4. black-box must not beat white-box
     white = {n: report.attacks[n].robust_accuracy for n in names if n in WHITE_BOX}
-    tol = _tolerance(random, report.n)
+    tol = tolerance(random, report.n)
     if "square" in report.attacks and white:
         square = report.attacks["square"]
         if square.attacked is not None:  # cascade: Square ran on the examples every earlier attack failed on
@@ -166,7 +162,7 @@ def run_sanity_checks(report: EvaluationReport, runner, xs: np.ndarray, ys: np.n
     report.checks = checks
 
 
-def _beyond(outcome, report: EvaluationReport, runner, tol: float, label: str, earlier: str):
+def _beyond(outcome, report: EvaluationReport, runner: AttackRunner, tol: float, label: str, earlier: str):
     """
     Cascade runs: how many examples ``outcome`` broke among those every earlier attack failed on, beyond chance;
     more than ``tol`` of all examples fails the check (``None``: nothing was left to attack).
@@ -186,7 +182,7 @@ def _beyond(outcome, report: EvaluationReport, runner, tol: float, label: str, e
     chance = 0
     if report.random_defence:
         first = report.settings["attacks"][0]
-        prediction, _ = runner.vote(report.x_adv[first][attacked])
+        prediction, _ = runner.vote(report.x_adv[first][attacked], f"sanity/chance/{label}")
         chance = int(np.sum(prediction != np.asarray(report.labels)[attacked]))
     excess = broken - chance
     # both counts are noisy: allow two standard deviations of their difference (Poisson) on top of the tolerance

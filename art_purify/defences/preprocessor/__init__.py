@@ -5,6 +5,7 @@ from art_purify.defences.preprocessor.heterogeneous_diffusion_purification_pytor
     HeterogeneousDiffusionPurificationPyTorch,
 )
 from art_purify.defences.preprocessor.saliency import ActivationSaliency
+from art_purify.defences.preprocessor.straight_through_pytorch import StraightThroughPyTorch
 
 __all__ = [
     "GRADIENT_MODES",
@@ -12,4 +13,5 @@ __all__ = [
     "DiffusionPurificationPyTorch",
     "DiffusionPurifierPyTorch",
     "HeterogeneousDiffusionPurificationPyTorch",
+    "StraightThroughPyTorch",
 ]
