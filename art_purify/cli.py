@@ -36,59 +36,71 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="No progress bar.")
 
 
-def _common_train_args(parser: argparse.ArgumentParser) -> None:
+def _config_option(parser: argparse.ArgumentParser, flag: str, config: type, name: str, text: str) -> None:
+    """An option whose default (and the default printed in ``--help``) is the config dataclass's own."""
+    default = getattr(config, name)
+    kind = float if isinstance(default, float) else int
+    parser.add_argument(flag, dest=name, type=kind, default=default, help=f"{text} (default {default}).")
+
+
+def _common_train_args(parser: argparse.ArgumentParser, config: type) -> None:
     _run_args(parser)
-    parser.add_argument("--batch-size", type=int, help="Training batch size.")
-    parser.add_argument("--lr", type=float, help="Peak learning rate.")
-    parser.add_argument("--checkpoint-every", type=int, help="Steps between checkpoints.")
+    _config_option(parser, "--batch-size", config, "batch_size", "Training batch size")
+    _config_option(parser, "--lr", config, "lr", "Peak learning rate")
+    _config_option(parser, "--checkpoint-every", config, "checkpoint_every", "Steps between checkpoints")
 
 
-ATTACK_NAMES = ("pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "autoattack", "bpda", "square")
-PRESET_HELP = {
-    "quick": "10 iterations x 2 EOT, 3 votes, step eps/4 (minutes on a CPU)",
-    "paper": "Lee & Kim: 200 iterations x 20 EOT, 20 votes, step 0.007 at eps 8/255 scaled to eps",
-}
+def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-statements
+    from art_purify.defences.preprocessor import GRADIENT_MODES
+    from art_purify.evaluation.attacks import ATTACKS, AttackSettings
+    from art_purify.evaluation.defences import DEFENCES
+    from art_purify.evaluation.suite import PRESET_DESCRIPTIONS
+    from art_purify.optim.sam import BATCHNORM_MODES
+    from art_purify.training import ClassifierTrainConfig, DiffusionTrainConfig
+    from art_purify.training.long_tailed import OPTIMIZERS, LongTailedTrainConfig
 
-def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="art-purify", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train-classifier", help="Train the SmallResNet Fashion-MNIST classifier.")
-    _common_train_args(p)
-    p.add_argument("--epochs", type=int, help="Training epochs (default 15).")
-    p.add_argument("--diffusion-augment", type=float, default=0.0,
-                   help="Purification-aware training: fraction of images replaced by a diffuse-and-denoise copy "
-                   "made with the zoo diffusion model --diffusion-model (default 0: off).")
+    _common_train_args(p, ClassifierTrainConfig)
+    _config_option(p, "--epochs", ClassifierTrainConfig, "epochs", "Training epochs")
+    _config_option(p, "--diffusion-augment", ClassifierTrainConfig, "diffusion_augment",
+                   "Purification-aware training: fraction of images replaced by a diffuse-and-denoise copy made with "
+                   "the zoo diffusion model --diffusion-model (0: off)")
     p.add_argument("--diffusion-model", default="fashion-mnist", help="Zoo diffusion model for --diffusion-augment.")
-    p.add_argument("--diffusion-t", type=int, nargs=2, metavar=("T_MIN", "T_MAX"), default=(50, 200),
-                   help="Timestep range of the denoised copies (default 50 200).")
+    t_range = (ClassifierTrainConfig.diffusion_t_min, ClassifierTrainConfig.diffusion_t_max)
+    p.add_argument("--diffusion-t", type=int, nargs=2, metavar=("T_MIN", "T_MAX"), default=t_range,
+                   help=f"Timestep range of the denoised copies (default {t_range[0]} {t_range[1]}).")
 
     p = sub.add_parser("train-diffusion", help="Train the Fashion-MNIST DDPM UNet (noise prediction).")
-    _common_train_args(p)
-    p.add_argument("--steps", type=int, help="Optimisation steps (default 5000).")
-    p.add_argument("--t-max", type=int, help="Train on timesteps [0, t_max) (default 300; see docs/models.md).")
-    p.add_argument("--ema-decay", type=float, help="EMA decay of the exported weights (default 0.999).")
+    _common_train_args(p, DiffusionTrainConfig)
+    _config_option(p, "--steps", DiffusionTrainConfig, "steps", "Optimisation steps")
+    _config_option(p, "--t-max", DiffusionTrainConfig, "t_max", "Train on timesteps [0, t_max) (see docs/models.md)")
+    _config_option(p, "--ema-decay", DiffusionTrainConfig, "ema_decay", "EMA decay of the exported weights")
 
+    lt = LongTailedTrainConfig
     p = sub.add_parser("train-long-tailed", help="Train the classifier architecture on Fashion-MNIST-LT with SGD, SAM, "
                        "ImbSAM or SSE-SAM and report many / medium / few-shot test accuracy.")
     _run_args(p)
-    p.add_argument("--optimizer", default="ssesam", choices=["sgd", "sam", "imbsam", "ssesam"],
-                   help="Optimiser (default ssesam); all step with SGD (Nesterov momentum 0.9, weight decay 5e-4).")
-    p.add_argument("--epochs", type=int, default=10, help="Epochs (default 10).")
-    p.add_argument("--batch-size", type=int, default=128, help="Batch size (default 128).")
-    p.add_argument("--lr", type=float, default=0.1, help="Initial learning rate, cosine-decayed per epoch (0.1).")
-    p.add_argument("--imbalance", type=float, default=100.0, help="Largest over smallest class size (default 100).")
-    p.add_argument("--rho", type=float, default=0.05, help="SAM radius (default 0.05).")
-    p.add_argument("--rho-head", type=float, default=0.05, help="SSE-SAM head radius (default 0.05).")
-    p.add_argument("--rho-tail", type=float, default=0.1, help="ImbSAM / SSE-SAM tail radius (default 0.1).")
-    p.add_argument("--gamma", type=float, default=0.7, help="SSE-SAM: rho_head = 0 from epoch ceil(gamma x epochs).")
+    p.add_argument("--optimizer", default=lt.optimizer, choices=list(OPTIMIZERS),
+                   help=f"Optimiser (default {lt.optimizer}); all step with SGD (Nesterov momentum {lt.momentum}, "
+                   f"weight decay {lt.weight_decay}).")
+    _config_option(p, "--epochs", lt, "epochs", "Epochs")
+    _config_option(p, "--batch-size", lt, "batch_size", "Batch size")
+    _config_option(p, "--lr", lt, "lr", "Initial learning rate, cosine-decayed per epoch")
+    _config_option(p, "--imbalance", lt, "imbalance_factor", "Largest over smallest class size")
+    _config_option(p, "--rho", lt, "rho", "SAM radius")
+    _config_option(p, "--rho-head", lt, "rho_head", "SSE-SAM head radius")
+    _config_option(p, "--rho-tail", lt, "rho_tail", "ImbSAM / SSE-SAM tail radius")
+    _config_option(p, "--gamma", lt, "gamma", "SSE-SAM: rho_head = 0 from epoch ceil(gamma x epochs)")
     p.add_argument("--eta", type=float, help="Tail classes have fewer than eta training samples "
                    "(default 20 %% of the largest class).")
-    p.add_argument("--batchnorm", default="auto", choices=["auto", "batch", "group"],
-                   help="How ImbSAM / SSE-SAM group passes treat BatchNorm: auto (= batch for BatchNorm models: whole-batch "
-                   "passes, exact), batch, or group (fast: each group normalised with its own statistics; "
-                   "see docs/optim.md).")
+    p.add_argument("--batchnorm", default=lt.batchnorm, choices=list(BATCHNORM_MODES),
+                   help="How ImbSAM / SSE-SAM group passes treat BatchNorm: auto (= batch for BatchNorm models: "
+                   "whole-batch passes, exact), batch, or group (fast: each group normalised with its own statistics; "
+                   f"see docs/optim.md). Default {lt.batchnorm}.")
     p.add_argument("--no-augment", action="store_true", help="No random crop and flip.")
 
     p = sub.add_parser("evaluate", help="Attack an ART PyTorchClassifier (optionally defended) with the attack suite.",
@@ -96,24 +108,26 @@ def _build_parser() -> argparse.ArgumentParser:
                        "sanity checks, and write report.json, adversarial.npz and report.png to --out.")
     _data_arg(p, "embedded")
     p.add_argument("--model", default="fashion-mnist", help="Zoo name of the classifier (default fashion-mnist).")
-    p.add_argument("--defence", default="none", choices=["none", "uniform", "heterogeneous"],
+    p.add_argument("--defence", default="none", choices=list(DEFENCES),
                    help="Preprocessing defence in front of the classifier (default none).")
-    p.add_argument("--preset", default="quick", choices=sorted(PRESET_HELP),
-                   help="; ".join(f"{k}: {v}" for k, v in sorted(PRESET_HELP.items()))
+    p.add_argument("--preset", default="quick", choices=sorted(PRESET_DESCRIPTIONS),
+                   help="; ".join(f"{k}: {v}" for k, v in sorted(PRESET_DESCRIPTIONS.items()))
                    + ". Options given explicitly override the preset.")
     p.add_argument("--attack", "--attacks", dest="attack", action="append", metavar="NAMES",
-                   help="Comma-separated attacks (repeatable): " + ", ".join(ATTACK_NAMES)
+                   help="Comma-separated attacks (repeatable): " + ", ".join(ATTACKS)
                    + "; 'pgd-eot' is an alias of 'pgd' (EOT applies to every gradient attack of a random defence). "
                    "Default: the preset's (pgd).")
-    p.add_argument("--gradient", default="exact", choices=["exact", "surrogate", "bpda"],
-                   help="Gradient the defence gives the white-box attacks (default exact). Use --attack bpda for the "
-                   "BPDA reference rather than --gradient bpda.")
+    p.add_argument("--gradient", default="exact", choices=list(GRADIENT_MODES),
+                   help="Gradient the defence gives the white-box attacks (default exact); --attack bpda runs the "
+                   "BPDA reference.")
     p.add_argument("--eot", type=int, help="EOT samples per gradient of a random defence (preset default).")
     p.add_argument("--votes", type=int, help="Majority vote over this many purification runs (preset default).")
-    p.add_argument("--eps", type=float, default=0.1, help="l_inf budget in [0, 1] pixel units (default 0.1).")
+    p.add_argument("--eps", type=float, default=AttackSettings.eps,
+                   help=f"l_inf budget in [0, 1] pixel units (default {AttackSettings.eps}).")
     p.add_argument("--eps-step", type=float, help="l_inf step size (default: eps x the preset's step ratio).")
-    p.add_argument("--eps-l2", type=float, default=1.5, help="l_2 budget of pgd-l2 (default 1.5).")
-    p.add_argument("--max-iter", "--steps", dest="max_iter", type=int, help="Attack iterations (preset default).")
+    p.add_argument("--eps-l2", type=float, default=AttackSettings.eps_l2,
+                   help=f"l_2 budget of pgd-l2 (default {AttackSettings.eps_l2}).")
+    p.add_argument("--max-iter", type=int, help="Attack iterations (preset default).")
     p.add_argument("--restarts", type=int, help="Random restarts (0: PGD starts at the clean input; preset default).")
     p.add_argument("--square-queries", type=int, help="Queries of the Square attack (preset default).")
     p.add_argument("--sanity-n", type=int, help="Examples used by the sanity checks and the eps curve (preset default).")
@@ -127,7 +141,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="Continue an interrupted evaluation from OUT/partial (the "
                    "clean votes and every finished attack are kept there); same command otherwise.")
     p.add_argument("--n", type=int, default=100, help="Number of test images (default 100).")
-    p.add_argument("--batch-size", type=int, default=64, help="Attack and purification batch size (default 64).")
+    p.add_argument("--batch-size", type=int, default=AttackSettings.batch_size,
+                   help=f"Attack and purification batch size (default {AttackSettings.batch_size}).")
     p.add_argument("--seed", type=int, default=0, help="Seed of every random draw (default 0).")
     p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu' or 'cuda[:N]'.")
     p.add_argument("--out", type=Path, default=Path("reports/evaluate"), help="Report directory.")
@@ -156,12 +171,11 @@ def _cmd_train_classifier(args, command: str) -> int:
     from art_purify.training import ClassifierTrainConfig, train_classifier
 
     _set_threads(args.num_threads)
-    config = ClassifierTrainConfig(seed=args.seed)
-    for name in ("epochs", "batch_size", "lr", "checkpoint_every"):
-        if getattr(args, name) is not None:
-            setattr(config, name, getattr(args, name))
-    config.diffusion_augment = args.diffusion_augment
-    config.diffusion_t_min, config.diffusion_t_max = args.diffusion_t
+    config = ClassifierTrainConfig(
+        seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        checkpoint_every=args.checkpoint_every, diffusion_augment=args.diffusion_augment,
+        diffusion_t_min=args.diffusion_t[0], diffusion_t_max=args.diffusion_t[1],
+    )
     diffusion = None
     if args.diffusion_augment > 0:
         from art_purify.zoo import load_diffusion
@@ -183,10 +197,10 @@ def _cmd_train_diffusion(args, command: str) -> int:
     from art_purify.training import DiffusionTrainConfig, train_diffusion
 
     _set_threads(args.num_threads)
-    config = DiffusionTrainConfig(seed=args.seed)
-    for name in ("steps", "batch_size", "lr", "checkpoint_every", "t_max", "ema_decay"):
-        if getattr(args, name) is not None:
-            setattr(config, name, getattr(args, name))
+    config = DiffusionTrainConfig(
+        seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        checkpoint_every=args.checkpoint_every, t_max=args.t_max, ema_decay=args.ema_decay,
+    )
     x, _ = _load_train(args)
     card = train_diffusion(x, args.out, config, device=args.device, resume=args.resume, stop_after=args.stop_after,
                            command=command, verbose=not args.quiet)
@@ -204,7 +218,7 @@ def _cmd_train_long_tailed(args, command: str) -> int:
     _set_threads(args.num_threads)
     config = LongTailedTrainConfig(
         optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        imbalance_factor=args.imbalance, rho=args.rho, rho_head=args.rho_head, rho_tail=args.rho_tail,
+        imbalance_factor=args.imbalance_factor, rho=args.rho, rho_head=args.rho_head, rho_tail=args.rho_tail,
         gamma=args.gamma, eta=args.eta, batchnorm=args.batchnorm, seed=args.seed, augment=not args.no_augment)
     x, y = _load_train(args)
     x_test, y_test = load_fashion_mnist("test", source=args.data)
@@ -220,9 +234,17 @@ def _cmd_train_long_tailed(args, command: str) -> int:
 
 
 def _cmd_evaluate(args, command: str) -> int:
-    from art_purify.evaluation.command import evaluate_cli
+    from art_purify.evaluation.command import parse_factors, run_evaluate
 
-    print(evaluate_cli(args, command))
+    print(run_evaluate(
+        out=args.out, data=args.data, n=args.n, model=args.model, defence=args.defence, gradient=args.gradient,
+        seed=args.seed, device=args.device, cascade=args.cascade, sanity=not args.no_sanity,
+        figure=not args.no_figure, resume=args.resume, verbose=not args.quiet, command=command,
+        preset=args.preset, attacks=args.attack, eps=args.eps, eps_step=args.eps_step, eps_l2=args.eps_l2,
+        max_iter=args.max_iter, restarts=args.restarts, square_queries=args.square_queries,
+        batch_size=args.batch_size, eot=args.eot, votes=args.votes, sanity_n=args.sanity_n,
+        eps_curve=None if args.eps_curve is None else parse_factors(args.eps_curve),
+    ))
     return 0
 
 

@@ -47,7 +47,7 @@ def _rss_bytes() -> int:
 def _child(args) -> dict:
     import torch
 
-    from art_purify.defences.preprocessor import HeterogeneousDiffusionPurificationPyTorch
+    from art_purify.defences.preprocessor import HeterogeneousDiffusionPurificationPyTorch, StraightThroughPyTorch
     from art_purify.models import SmallResNet, build_scheduler
     from art_purify.diffusion.purification import heterogeneous_purify
 
@@ -70,12 +70,12 @@ def _child(args) -> dict:
         shape = (args.batch, 3, 32, 32)
     grid = GRIDS[args.calls]
     mode = args.mode
-    gradient = {"exact_ckpt": "exact", "exact_nockpt": "exact", "surrogate": "surrogate", "bpda": "bpda"}.get(mode,
-                                                                                                           "exact")
-    defence = HeterogeneousDiffusionPurificationPyTorch(
+    gradient = "surrogate" if mode == "surrogate" else "exact"
+    purifier = HeterogeneousDiffusionPurificationPyTorch(
         unet, model, scheduler, t_high=200, t_low=100, jump=10, defence_grid=grid, attack_grid=10, gradient=gradient,
-        checkpointing=(mode != "exact_nockpt"), seed=0, batch_size=args.batch, device_type=args.device,
+        gradient_checkpointing=(mode != "exact_nockpt"), seed=0, batch_size=args.batch, device_type=args.device,
     )
+    defence = StraightThroughPyTorch(purifier) if mode == "bpda" else purifier
     gen = torch.Generator(device=device).manual_seed(1)
     x = torch.rand(shape, generator=gen, device=device)
     labels = torch.randint(0, 10, (shape[0],), generator=gen, device=device)
@@ -86,9 +86,9 @@ def _child(args) -> dict:
                 defence.forward(x)
         elif mode == "surrogate_grad_only":
             xg = x.clone().requires_grad_(True)
-            mask = defence._prepare(x)
-            out = heterogeneous_purify(unet, xg * 2 - 1, mask, defence.schedule, 200, 100, 10, 10,
-                                       defence._generator(device), True)
+            mask = purifier._prepare(x)
+            out = heterogeneous_purify(unet, xg * 2 - 1, mask, purifier.schedule, 200, 100, 10, 10,
+                                       purifier._generator(device), True)
             loss = torch.nn.functional.cross_entropy(model(((out + 1) / 2).clamp(0, 1)), labels)
             torch.autograd.grad(loss, xg)
         else:

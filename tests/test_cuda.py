@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from art_purify.defences.preprocessor import StraightThroughPyTorch
 from art_purify.evaluation import as_art_classifier, build_defence
 from tests.test_diffusion_purification import _directional_check, _fixed_mask, _tiny_classifier, _tiny_unet
 
@@ -41,7 +42,7 @@ def test_exact_gradient_matches_finite_differences_on_cuda(kind):
 def test_checkpointing_does_not_change_the_gradient_on_cuda(kind):
     grads = []
     for ckpt in (True, False):
-        defence, _ = _defence(kind, gradient="exact", checkpointing=ckpt, fixed_mask=(kind == "heterogeneous"))
+        defence, _ = _defence(kind, gradient="exact", gradient_checkpointing=ckpt, fixed_mask=(kind == "heterogeneous"))
         xg = _input().requires_grad_(True)
         defence.forward(xg)[0].pow(2).sum().backward()
         grads.append(xg.grad)
@@ -51,9 +52,10 @@ def test_checkpointing_does_not_change_the_gradient_on_cuda(kind):
 @pytest.mark.parametrize("gradient", ["exact", "surrogate", "bpda"])
 @pytest.mark.parametrize("kind", ["uniform", "heterogeneous"])
 def test_art_loss_gradient_on_cuda_is_the_autograd_gradient(kind, gradient):
-    defence, model = _defence(kind, dtype=torch.float32, gradient=gradient)
+    defence, model = _defence(kind, dtype=torch.float32, gradient="exact" if gradient == "bpda" else gradient)
+    wrapped = StraightThroughPyTorch(defence) if gradient == "bpda" else defence
     classifier = as_art_classifier(model, input_shape=(1, 8, 8), nb_classes=10, device="cuda",
-                                   preprocessing_defences=[defence])
+                                   preprocessing_defences=[wrapped])
     assert classifier.device.type == "cuda"
     x = _input(3, torch.float32).cpu().numpy()
     labels = [1, 4, 7]
@@ -62,7 +64,7 @@ def test_art_loss_gradient_on_cuda_is_the_autograd_gradient(kind, gradient):
     assert isinstance(art_grad, np.ndarray) and art_grad.shape == x.shape
     defence.reset_generator()
     xg = torch.from_numpy(x).to(CUDA).requires_grad_(True)
-    out, _ = defence.forward(xg)
+    out, _ = wrapped.forward(xg)
     if gradient == "bpda":  # identity backward: the undefended gradient at the purified point
         point = out.detach().requires_grad_(True)
         loss = torch.nn.functional.cross_entropy(model(point), torch.tensor(labels, device=CUDA))

@@ -5,6 +5,7 @@ import torch
 from art_purify.defences.preprocessor import (
     DiffusionPurificationPyTorch,
     HeterogeneousDiffusionPurificationPyTorch,
+    StraightThroughPyTorch,
 )
 from art_purify.diffusion import DiffusionSchedule
 from art_purify.diffusion.purification import heterogeneous_purify, uniform_purify
@@ -91,7 +92,7 @@ def test_checkpointing_does_not_change_the_gradient(make):
     x = _input()
     grads = []
     for ckpt in (True, False):
-        defence = make(gradient="exact", checkpointing=ckpt)
+        defence = make(gradient="exact", gradient_checkpointing=ckpt)
         xg = x.clone().requires_grad_(True)
         defence.forward(xg)[0].pow(2).sum().backward()
         grads.append(xg.grad)
@@ -129,13 +130,15 @@ def test_art_loss_gradient_is_the_autograd_gradient_through_the_defence(kind, gr
 @pytest.mark.parametrize("kind", ["uniform", "heterogeneous"])
 def test_bpda_gradient_is_the_undefended_gradient_at_the_purified_point(kind):
     factory = _uniform if kind == "uniform" else _hetero
-    model, defence, classifier = _art_setup(factory, "bpda")
+    model, defence, _ = _art_setup(factory, "exact")
+    classifier = as_art_classifier(model, input_shape=(1, 8, 8), nb_classes=10, device="cpu",
+                                   preprocessing_defences=[StraightThroughPyTorch(defence)])
     x = _input(3, torch.float32).numpy()
     y = np.eye(10, dtype=np.float32)[[1, 4, 7]]
     defence.reset_generator()
     art_grad = classifier.loss_gradient(x, y)
     defence.reset_generator()
-    purified = defence.purify(x)
+    purified = defence(x)[0]
     undefended = as_art_classifier(model, input_shape=(1, 8, 8), nb_classes=10, device="cpu")
     assert np.allclose(art_grad, undefended.loss_gradient(purified, y), atol=1e-7)
     assert not np.allclose(purified, x)
@@ -143,7 +146,7 @@ def test_bpda_gradient_is_the_undefended_gradient_at_the_purified_point(kind):
 
 def test_surrogate_keeps_the_defence_output_value():
     x = _input(2, torch.float32)
-    full = _uniform(gradient="exact", dtype=torch.float32).purify(x.numpy())
+    full = _uniform(gradient="exact", dtype=torch.float32)(x.numpy())[0]
     sur_defence = _uniform(gradient="surrogate", dtype=torch.float32)
     out, _ = sur_defence.forward(x.clone().requires_grad_(True))
     assert np.allclose(out.detach().numpy(), full, atol=1e-6)
@@ -152,11 +155,11 @@ def test_surrogate_keeps_the_defence_output_value():
 def test_seeded_stream_is_reproducible_and_fresh_per_call():
     x = _input(2, torch.float32).numpy()
     a, b = _uniform(dtype=torch.float32, seed=3), _uniform(dtype=torch.float32, seed=3)
-    first, again = a.purify(x), b.purify(x)
+    first, again = a(x)[0], b(x)[0]
     assert np.array_equal(first, again)
-    assert not np.allclose(a.purify(x), first)  # the next call draws fresh noise
+    assert not np.allclose(a(x)[0], first)  # the next call draws fresh noise
     state = torch.get_rng_state()
-    _uniform(dtype=torch.float32, seed=None).purify(x)
+    _uniform(dtype=torch.float32, seed=None)(x)[0]
     assert torch.equal(state, torch.get_rng_state())
 
 
@@ -241,6 +244,8 @@ def test_bad_parameters_are_rejected():
             _tiny_unet(torch.float32), _tiny_classifier(torch.float32), t_high=100, t_low=200)
     with pytest.raises(ValueError, match="gradient must be one of"):
         _uniform(gradient="adjoint")
+    with pytest.raises(ValueError, match="gradient must be one of"):  # BPDA is StraightThroughPyTorch now
+        _uniform(gradient="bpda")
     with pytest.raises(ValueError, match="not on a grid"):
         _uniform(defence_grid=3)
     with pytest.raises(ValueError, match="sampler"):

@@ -4,9 +4,10 @@ import torch
 from art_purify.diffusion import (
     DiffusionSchedule,
     ddim_denoise,
-    ddim_grid,
     diffuse,
     diffuse_and_denoise,
+    grid_timesteps,
+    strided_timesteps,
     from_model_space,
     to_model_space,
 )
@@ -70,16 +71,21 @@ def test_ddim_with_an_oracle_noise_model_recovers_the_clean_image():
         ab = schedule.alpha_bar(t, x)
         return (x - ab.sqrt() * x0) / (1 - ab).sqrt()
 
-    out = ddim_denoise(oracle, xt, 100, 10, schedule)
+    out = ddim_denoise(oracle, xt, strided_timesteps(100, 10), schedule)
     ab0 = schedule.alpha_bar(0, x0)
     # DDIM ends at t = 0, where x_0 still carries sqrt(1 - ab_0) of the noise.
     assert torch.allclose(out, ab0.sqrt() * x0 + (1 - ab0).sqrt() * noise, atol=1e-10)
 
 
-def test_ddim_grid():
-    assert ddim_grid(100, 4) == [100, 75, 50, 25, 0]
-    with pytest.raises(ValueError, match="steps must lie"):
-        ddim_grid(10, 0)
+def test_one_grid_convention():
+    assert strided_timesteps(100, 25) == [100, 75, 50, 25, 0]
+    assert grid_timesteps(200, 50) == strided_timesteps(200, 20)  # the papers' grid K: stride T // K
+    with pytest.raises(ValueError, match="not a multiple of the stride"):
+        strided_timesteps(100, 30)
+    with pytest.raises(ValueError, match="not on a grid"):
+        grid_timesteps(100, 3)
+    with pytest.raises(ValueError, match="positive divisor"):
+        diffuse_and_denoise(torch.nn.Identity(), torch.zeros(1, 1, 8, 8), 100, 7)
 
 
 def test_diffuse_and_denoise_is_seeded_and_in_range(tiny_unet):

@@ -1,12 +1,13 @@
 """Purification samplers: uniform (DiffPure-style) and heterogeneous (saliency-guided two-level noise).
 
 Both work in model space ([-1, 1]), take every random draw from an explicit ``torch.Generator``, and are plain
-differentiable torch code: with ``checkpoint=True`` each UNet call is wrapped in ``torch.utils.checkpoint`` so that
+differentiable torch code: with ``gradient_checkpointing=True`` each UNet call is wrapped in ``torch.utils.checkpoint`` so that
 the memory of an exact backward pass does not grow with the number of steps (the noise of a step is drawn before
 its checkpointed region and passed in, so recomputation sees the same values).
 
-Grids follow the paper's convention: a grid of ``K`` divides the ``T`` training steps into strides ``s = T // K``;
-a process starting at ``t`` visits ``t, t - s, ..., 0`` and makes one UNet call per move.
+Grids follow the papers' convention (:func:`~art_purify.diffusion.sampling.grid_timesteps`): a grid of ``K``
+divides the ``T`` training steps into strides ``s = T // K``; a process starting at ``t`` visits ``t, t - s, ..., 0``
+and makes one UNet call per move.
 """
 from __future__ import annotations
 
@@ -15,30 +16,16 @@ from typing import Callable, List, Optional
 import torch
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from art_purify.diffusion.sampling import ddim_step, diffuse
+from art_purify.diffusion.sampling import ddim_step, diffuse, grid_timesteps
 from art_purify.diffusion.schedule import DiffusionSchedule
-
-
-def grid_timesteps(t_start: int, grid: int, num_train_timesteps: int = 1000) -> List[int]:
-    """
-    Timesteps ``t_start, t_start - s, ..., 0`` with ``s = num_train_timesteps // grid``.
-
-    :raises ValueError: If ``t_start`` is not a multiple of the stride (the process would not start where asked).
-    """
-    if grid <= 0 or grid > num_train_timesteps:
-        raise ValueError(f"grid must lie in [1, {num_train_timesteps}], got {grid}.")
-    stride = num_train_timesteps // grid
-    if t_start % stride != 0:
-        raise ValueError(f"t={t_start} is not on a grid of {grid} (stride {stride}); pick t a multiple of {stride}.")
-    return list(range(t_start, -1, -stride))
 
 
 def _randn_like(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
-def _run(fn: Callable, use_checkpoint: bool, *args):
-    if use_checkpoint and torch.is_grad_enabled() and any(a.requires_grad for a in args if torch.is_tensor(a)):
+def _run(fn: Callable, gradient_checkpointing: bool, *args):
+    if gradient_checkpointing and torch.is_grad_enabled() and any(a.requires_grad for a in args if torch.is_tensor(a)):
         return _checkpoint(fn, *args, use_reentrant=False)
     return fn(*args)
 
@@ -51,7 +38,7 @@ def uniform_purify(
     grid: int,
     generator: Optional[torch.Generator] = None,
     eta: float = 0.0,
-    checkpoint: bool = False,
+    gradient_checkpointing: bool = False,
 ) -> torch.Tensor:
     """
     DiffPure-style purification: diffuse ``xd`` to ``t_star``, reverse over the grid to 0.
@@ -68,7 +55,7 @@ def uniform_purify(
         def step(x_in, z_in=None, t=t, t_next=t_next):
             return ddim_step(model, x_in, t, t_next, schedule, eta, z_in)
 
-        xt = _run(step, checkpoint, xt) if z is None else _run(step, checkpoint, xt, z)
+        xt = _run(step, gradient_checkpointing, xt) if z is None else _run(step, gradient_checkpointing, xt, z)
     return xt
 
 
@@ -82,7 +69,7 @@ def heterogeneous_purify(
     grid: int,
     jump: int,
     generator: Optional[torch.Generator] = None,
-    checkpoint: bool = False,
+    gradient_checkpointing: bool = False,
 ) -> torch.Tensor:
     """
     Heterogeneous purification (Divide and Conquer, CVPR 2025, arXiv 2503.01407), single-step resampling variant.
@@ -121,21 +108,11 @@ def heterogeneous_purify(
                 return ddim_step(model, x_in, t_from, t_next, schedule)
 
             args = (xt, xd, n_known) if n_jump is None else (xt, xd, n_known, n_jump)
-            xt = _run(stage1, checkpoint, *args)
+            xt = _run(stage1, gradient_checkpointing, *args)
         else:
 
             def stage2(x_in, t=t, t_next=t_next):
                 return ddim_step(model, x_in, t, t_next, schedule)
 
-            xt = _run(stage2, checkpoint, xt)
+            xt = _run(stage2, gradient_checkpointing, xt)
     return xt
-
-
-def unet_calls_uniform(t_star: int, grid: int, num_train_timesteps: int = 1000) -> int:
-    """Number of UNet calls of :func:`uniform_purify`."""
-    return len(grid_timesteps(t_star, grid, num_train_timesteps)) - 1
-
-
-def unet_calls_heterogeneous(t_high: int, grid: int, num_train_timesteps: int = 1000) -> int:
-    """Number of UNet calls of :func:`heterogeneous_purify` (one per grid move, in both stages)."""
-    return len(grid_timesteps(t_high, grid, num_train_timesteps)) - 1

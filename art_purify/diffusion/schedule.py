@@ -30,7 +30,7 @@ class DiffusionSchedule:
         self.num_train_timesteps = int(self.alphas_cumprod.numel())
 
     def _take(self, table: torch.Tensor, t: Union[int, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-        t = torch.as_tensor(t, dtype=torch.long)
+        t = torch.as_tensor(t, dtype=torch.long).cpu()  # the tables live on the CPU
         if t.min() < 0 or t.max() >= self.num_train_timesteps:
             raise ValueError(f"timestep {t.tolist()} is outside [0, {self.num_train_timesteps - 1}].")
         values = table[t].to(device=like.device, dtype=like.dtype)
@@ -43,10 +43,6 @@ class DiffusionSchedule:
     def alpha(self, t: Union[int, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
         """``alpha_t = 1 - beta_t``, like :meth:`alpha_bar`."""
         return self._take(self.alphas, t, like)
-
-    def noise_std(self, t: int) -> float:
-        """Standard deviation of the noise at ``t`` in [-1, 1] model space: ``sqrt(1 - alpha_bar_t)``."""
-        return float((1.0 - self.alphas_cumprod[t]).sqrt())
 
     def sigma(self, t: int) -> float:
         """Equivalent ``sigma`` of ``x + sigma * eps``: ``sqrt((1 - alpha_bar_t) / alpha_bar_t)``."""

@@ -102,11 +102,8 @@ def load_report(path: Union[str, Path]) -> Dict:
 
 
 def _purified(defence, x: np.ndarray) -> np.ndarray:
-    if hasattr(defence, "purify"):
-        return defence.purify(x)
-    with torch.no_grad():
-        out, _ = defence.forward(torch.as_tensor(x))
-    return out.cpu().numpy()
+    """One purification of ``x`` through ART's numpy path (``PreprocessorPyTorch.__call__``, no gradients)."""
+    return defence(x)[0]
 
 
 def _show(ax, image: np.ndarray, title: str, cmap="gray", vmin=0.0, vmax=1.0):

@@ -33,6 +33,11 @@ PRESETS: Dict[str, Dict] = {
     "paper": {"max_iter": 200, "eot": 20, "votes": 20, "restarts": 0, "step_ratio": 0.007 / (8 / 255),
               "attacks": ["pgd"], "sanity_n": 32, "square_queries": 1000, "eps_curve": (0.5, 2.0)},
 }
+#: One line per preset, for ``--help``.
+PRESET_DESCRIPTIONS: Dict[str, str] = {
+    "quick": "10 iterations x 2 EOT, 3 votes, step eps/4 (minutes on a CPU)",
+    "paper": "Lee & Kim: 200 iterations x 20 EOT, 20 votes, step 0.007 at eps 8/255 scaled to eps",
+}
 
 
 def _check_data(classifier, x: np.ndarray, y: np.ndarray) -> None:

@@ -71,21 +71,20 @@ def denoised_copies(
     """
     from tqdm.auto import tqdm
 
-    from art_purify.diffusion import DiffusionSchedule
+    from art_purify.diffusion import DiffusionSchedule, diffuse, from_model_space, predict_noise, predict_x0
+    from art_purify.diffusion import to_model_space
 
     device = device or torch.device("cpu")
     schedule = DiffusionSchedule(scheduler)
     gen = torch.Generator().manual_seed(int(seed))
     out = np.empty_like(x)
     for i in tqdm(range(0, len(x), batch_size), desc="denoised copies", disable=not verbose):
-        xb = torch.from_numpy(x[i : i + batch_size]) * 2.0 - 1.0
+        xb = to_model_space(torch.from_numpy(x[i : i + batch_size]))
         t = torch.randint(t_min, t_max + 1, (len(xb),), generator=gen)
         noise = torch.randn(xb.shape, generator=gen)
-        ab = schedule.alpha_bar(t, xb)
-        xt = (ab.sqrt() * xb + (1.0 - ab).sqrt() * noise).to(device)
-        eps = unet(xt, t.to(device)).sample.cpu()
-        x0 = (xt.cpu() - (1.0 - ab).sqrt() * eps) / ab.sqrt()
-        out[i : i + batch_size] = ((x0 + 1.0) / 2.0).clamp(0.0, 1.0).numpy()
+        xt = diffuse(xb, t, schedule, noise).to(device)
+        x0 = predict_x0(xt, predict_noise(unet, xt, t), t, schedule)
+        out[i : i + batch_size] = from_model_space(x0, clamp=True).cpu().numpy()
     return out
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from art_purify.diffusion import DiffusionSchedule, diffuse, predict_noise, to_model_space
 from art_purify.models import DDPM_SCHEDULE, build_scheduler, build_unet, fashion_mnist_unet_config
 from art_purify.training.checkpoint import save_weights, write_json
 from art_purify.training.loop import cosine_lr, run_loop
@@ -83,8 +84,7 @@ def train_diffusion(
         unet = build_unet(unet_config)
     unet.to(dev)
     ema = copy.deepcopy(unet).requires_grad_(False).eval()
-    scheduler = build_scheduler()
-    alphas_cumprod = scheduler.alphas_cumprod.to(dev, torch.float32)
+    schedule = DiffusionSchedule(build_scheduler())
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     xt = torch.from_numpy(np.ascontiguousarray(x_train))
 
@@ -93,16 +93,14 @@ def train_diffusion(
         lr = cosine_lr(step, config.steps, config.lr, config.warmup_steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x0 = xt[idx] * 2.0 - 1.0
+        x0 = to_model_space(xt[idx])
         if config.hflip:
             flips = torch.rand(len(idx), generator=gen) < 0.5
             x0[flips] = x0[flips].flip(-1)
         t = torch.randint(0, config.t_max, (len(idx),), generator=gen)
         noise = torch.randn(x0.shape, generator=gen)
         x0, t, noise = x0.to(dev), t.to(dev), noise.to(dev)
-        ab = alphas_cumprod[t].view(-1, 1, 1, 1)
-        noisy = ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
-        loss = F.mse_loss(unet(noisy, t).sample, noise)
+        loss = F.mse_loss(predict_noise(unet, diffuse(x0, t, schedule, noise), t), noise)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)

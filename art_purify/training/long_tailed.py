@@ -97,7 +97,7 @@ def train_long_tailed(
     """
     from art_purify.datasets import long_tailed
     from art_purify.defences.trainer import SharpnessAwareTrainerPyTorch, shot_groups
-    from art_purify.evaluation import as_art_classifier
+    from art_purify.models import as_art_classifier
     from art_purify.training.classifier import augment_batch
 
     config.validate()

@@ -1,6 +1,10 @@
 """ART ``PreprocessorPyTorch`` defences."""
-from art_purify.defences.preprocessor._diffusion_base import GRADIENT_MODES, DiffusionPurifierPyTorch
+from art_purify.defences.preprocessor.base_diffusion_purifier_pytorch import (
+    GRADIENT_MODES,
+    BaseDiffusionPurifierPyTorch,
+)
 from art_purify.defences.preprocessor.diffusion_purification_pytorch import DiffusionPurificationPyTorch
+from art_purify.defences.preprocessor.eot import expand_for_eot
 from art_purify.defences.preprocessor.heterogeneous_diffusion_purification_pytorch import (
     HeterogeneousDiffusionPurificationPyTorch,
 )
@@ -10,8 +14,9 @@ from art_purify.defences.preprocessor.straight_through_pytorch import StraightTh
 __all__ = [
     "GRADIENT_MODES",
     "ActivationSaliency",
+    "BaseDiffusionPurifierPyTorch",
     "DiffusionPurificationPyTorch",
-    "DiffusionPurifierPyTorch",
     "HeterogeneousDiffusionPurificationPyTorch",
     "StraightThroughPyTorch",
+    "expand_for_eot",
 ]

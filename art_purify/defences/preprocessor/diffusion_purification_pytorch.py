@@ -6,11 +6,12 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from art_purify.defences.preprocessor._diffusion_base import DiffusionPurifierPyTorch
-from art_purify.diffusion.purification import grid_timesteps, uniform_purify
+from art_purify.defences.preprocessor.base_diffusion_purifier_pytorch import BaseDiffusionPurifierPyTorch
+from art_purify.diffusion.sampling import grid_timesteps
+from art_purify.diffusion.purification import uniform_purify
 
 
-class DiffusionPurificationPyTorch(DiffusionPurifierPyTorch):
+class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
     """
     Uniform diffusion purification: diffuse the input to ``t_star`` with Gaussian noise, then reverse to 0 with a
     DDIM (``sampler="ddim"``, deterministic steps) or DDPM-like (``sampler="ddpm"``, stochastic steps) sampler over a
@@ -18,9 +19,9 @@ class DiffusionPurificationPyTorch(DiffusionPurifierPyTorch):
 
     | Paper link (DiffPure, Nie et al., ICML 2022): https://arxiv.org/abs/2205.07460
 
-    Threat model and gradients: see :class:`DiffusionPurifierPyTorch`. ``gradient="exact"`` differentiates the
-    whole defence; ``"surrogate"`` differentiates the same process on the coarse ``attack_grid``; ``"bpda"`` passes
-    the gradient straight through. The defence is random: evaluate it with EOT (``nb_eot``) and majority voting.
+    Threat model and gradients: see :class:`BaseDiffusionPurifierPyTorch`. ``gradient="exact"`` differentiates the
+    whole defence; ``"surrogate"`` differentiates the same process on the coarse ``attack_grid``;
+    :class:`~art_purify.defences.preprocessor.StraightThroughPyTorch` around it gives the BPDA reference. The defence is random: evaluate it with EOT (``nb_eot``) and majority voting.
 
     Shape: ``(N, C, H, W)`` (or ``(N, H, W, C)`` with ``channels_first=False``), values in ``clip_values``;
     ``C`` must match the UNet, ``H`` and ``W`` must pass through it.
@@ -38,8 +39,8 @@ class DiffusionPurificationPyTorch(DiffusionPurifierPyTorch):
     :param sampler: ``"ddim"`` or ``"ddpm"``.
     :param defence_grid: Grid of the defence's reverse process (200: ``t_star / 5`` UNet calls).
     :param attack_grid: Grid of the surrogate process (10: one UNet call from ``t_star = 100``).
-    :param gradient: ``"exact"``, ``"surrogate"`` or ``"bpda"``.
-    :param checkpointing: Recompute UNet activations in the backward pass (exact and surrogate modes).
+    :param gradient: ``"exact"`` or ``"surrogate"`` (for BPDA wrap the defence in ``StraightThroughPyTorch``).
+    :param gradient_checkpointing: Recompute UNet activations in the backward pass (exact and surrogate modes).
     :param nb_eot: EOT samples per input for loss gradients.
     :param seed: Seed of the noise stream (``None``: fresh OS entropy).
     :param batch_size: Images purified at once.
@@ -52,7 +53,7 @@ class DiffusionPurificationPyTorch(DiffusionPurifierPyTorch):
     """
 
     params = [
-        "t_star", "sampler", "defence_grid", "attack_grid", "gradient", "checkpointing", "nb_eot", "seed",
+        "t_star", "sampler", "defence_grid", "attack_grid", "gradient", "gradient_checkpointing", "nb_eot", "seed",
         "batch_size", "clip_values", "channels_first", "verbose",
     ]
 
@@ -65,7 +66,7 @@ class DiffusionPurificationPyTorch(DiffusionPurifierPyTorch):
         defence_grid: int = 200,
         attack_grid: int = 10,
         gradient: str = "exact",
-        checkpointing: bool = True,
+        gradient_checkpointing: bool = True,
         nb_eot: int = 1,
         seed: Optional[int] = None,
         batch_size: int = 64,
@@ -78,7 +79,7 @@ class DiffusionPurificationPyTorch(DiffusionPurifierPyTorch):
     ):
         super().__init__(
             unet, scheduler, defence_grid=defence_grid, attack_grid=attack_grid, gradient=gradient,
-            checkpointing=checkpointing, nb_eot=nb_eot, seed=seed, batch_size=batch_size, clip_values=clip_values,
+            gradient_checkpointing=gradient_checkpointing, nb_eot=nb_eot, seed=seed, batch_size=batch_size, clip_values=clip_values,
             channels_first=channels_first, apply_fit=apply_fit, apply_predict=apply_predict, device_type=device_type,
             verbose=verbose,
         )
@@ -95,9 +96,9 @@ class DiffusionPurificationPyTorch(DiffusionPurifierPyTorch):
         for grid in (self.defence_grid, self.attack_grid):
             grid_timesteps(self.t_star, grid, self.schedule.num_train_timesteps)
 
-    def _purify_model_space(self, xd, grid, state, generator, checkpoint):
+    def _purify_model_space(self, xd, grid, state, generator, gradient_checkpointing):
         eta = 1.0 if self.sampler == "ddpm" else 0.0
-        return uniform_purify(self.unet, xd, self.schedule, self.t_star, grid, generator, eta, checkpoint)
+        return uniform_purify(self.unet, xd, self.schedule, self.t_star, grid, generator, eta, gradient_checkpointing)
 
     def noise_level_map(self, x) -> torch.Tensor:
         """Per-pixel diffusion timestep: ``t_star`` everywhere, shape ``(N, 1, H, W)``."""

@@ -6,12 +6,13 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from art_purify.defences.preprocessor._diffusion_base import DiffusionPurifierPyTorch
+from art_purify.defences.preprocessor.base_diffusion_purifier_pytorch import BaseDiffusionPurifierPyTorch
 from art_purify.defences.preprocessor.saliency import ActivationSaliency
-from art_purify.diffusion.purification import grid_timesteps, heterogeneous_purify
+from art_purify.diffusion.sampling import grid_timesteps
+from art_purify.diffusion.purification import heterogeneous_purify
 
 
-class HeterogeneousDiffusionPurificationPyTorch(DiffusionPurifierPyTorch):
+class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
     """
     Heterogeneous diffusion purification ("Divide and Conquer", CVPR 2025): the classifier's stage activations
     decide which pixels are salient; salient pixels are diffused to ``t_high`` and inpainted, the others keep the low
@@ -23,7 +24,7 @@ class HeterogeneousDiffusionPurificationPyTorch(DiffusionPurifierPyTorch):
     The saliency mask is recomputed on every call from the (possibly adversarial) input and is a CONSTANT for the
     gradient, as in the paper: an attacker differentiates the purification given the mask. ``gradient="surrogate"``
     is the paper's attack process: the same heterogeneous sampler on ``attack_grid`` (10: timesteps 200, 100, 0, two
-    UNet calls) with the same mask and jump. See :class:`DiffusionPurifierPyTorch` for EOT and the other modes.
+    UNet calls) with the same mask and jump. See :class:`BaseDiffusionPurifierPyTorch` for EOT and the other modes.
 
     Shape: ``(N, C, H, W)`` (or channels last), values in ``clip_values``.
 
@@ -49,7 +50,7 @@ class HeterogeneousDiffusionPurificationPyTorch(DiffusionPurifierPyTorch):
 
     params = [
         "mask_threshold", "mask_top_fraction", "t_high", "t_low", "jump", "defence_grid", "attack_grid", "gradient",
-        "checkpointing", "nb_eot", "seed", "batch_size", "clip_values", "channels_first", "verbose",
+        "gradient_checkpointing", "nb_eot", "seed", "batch_size", "clip_values", "channels_first", "verbose",
     ]
 
     def __init__(
@@ -66,7 +67,7 @@ class HeterogeneousDiffusionPurificationPyTorch(DiffusionPurifierPyTorch):
         defence_grid: int = 200,
         attack_grid: int = 10,
         gradient: str = "exact",
-        checkpointing: bool = True,
+        gradient_checkpointing: bool = True,
         nb_eot: int = 1,
         seed: Optional[int] = None,
         batch_size: int = 64,
@@ -79,7 +80,7 @@ class HeterogeneousDiffusionPurificationPyTorch(DiffusionPurifierPyTorch):
     ):
         super().__init__(
             unet, scheduler, defence_grid=defence_grid, attack_grid=attack_grid, gradient=gradient,
-            checkpointing=checkpointing, nb_eot=nb_eot, seed=seed, batch_size=batch_size, clip_values=clip_values,
+            gradient_checkpointing=gradient_checkpointing, nb_eot=nb_eot, seed=seed, batch_size=batch_size, clip_values=clip_values,
             channels_first=channels_first, apply_fit=apply_fit, apply_predict=apply_predict, device_type=device_type,
             verbose=verbose,
         )
@@ -119,9 +120,10 @@ class HeterogeneousDiffusionPurificationPyTorch(DiffusionPurifierPyTorch):
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return self.saliency.mask(x.to(self._classifier_dtype())).to(x.dtype)
 
-    def _purify_model_space(self, xd, grid, state, generator, checkpoint):
+    def _purify_model_space(self, xd, grid, state, generator, gradient_checkpointing):
         return heterogeneous_purify(
-            self.unet, xd, state, self.schedule, self.t_high, self.t_low, grid, self.jump, generator, checkpoint
+            self.unet, xd, state, self.schedule, self.t_high, self.t_low, grid, self.jump, generator,
+            gradient_checkpointing,
         )
 
     def saliency_mask(self, x) -> torch.Tensor:

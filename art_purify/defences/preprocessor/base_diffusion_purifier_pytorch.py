@@ -1,4 +1,4 @@
-"""Shared plumbing of the diffusion purifiers: validation, batching, gradient modes, EOT, seeded noise."""
+"""The base class of the diffusion purifiers: validation, batching, gradient modes, EOT, seeded noise."""
 from __future__ import annotations
 
 import logging
@@ -10,27 +10,35 @@ import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 from tqdm.auto import tqdm
 
+from art_purify.defences.preprocessor.eot import expand_for_eot
+from art_purify.diffusion.sampling import from_model_space, to_model_space
 from art_purify.diffusion.schedule import DiffusionSchedule
 
 logger = logging.getLogger(__name__)
 
-GRADIENT_MODES = ("exact", "surrogate", "bpda")
+#: Gradients a diffusion purifier can give an attacker (BPDA: wrap the defence in ``StraightThroughPyTorch``).
+GRADIENT_MODES = ("exact", "surrogate")
 
 
-class DiffusionPurifierPyTorch(PreprocessorPyTorch):
+class BaseDiffusionPurifierPyTorch(PreprocessorPyTorch):
     """
-    Base class of the diffusion purifiers. Subclasses implement :meth:`_purify_model_space`.
+    Base class of the diffusion purifiers (:class:`DiffusionPurificationPyTorch`,
+    :class:`HeterogeneousDiffusionPurificationPyTorch`); not a defence itself. Subclasses implement
+    :meth:`_purify_model_space`.
 
     Gradient modes (all inside ``forward``, which is what ART differentiates):
 
-    - ``"exact"``: autograd through every step of the defence's own sampler (``checkpointing=True`` recomputes each
+    - ``"exact"``: autograd through every step of the defence's own sampler (``gradient_checkpointing=True`` recomputes each
       UNet call in the backward pass so that memory does not grow with the number of steps);
     - ``"surrogate"``: the output value is the defence's output; the gradient is that of the short attack process
-      (grid ``attack_grid``) fed the same input: ``out = full.detach() + (sur - sur.detach())``;
-    - ``"bpda"``: the output value is the defence's output; the gradient is the identity.
+      (grid ``attack_grid``) fed the same input: ``out = full.detach() + (sur - sur.detach())``.
+
+    For the BPDA reference (output value of the defence, identity gradient) wrap the defence in
+    :class:`~art_purify.defences.preprocessor.StraightThroughPyTorch`.
 
     EOT: with ``nb_eot > 1``, a call that ART makes for a loss gradient (gradients on, labels given) expands every
-    input into ``nb_eot`` independent purifications and repeats the labels, so the mean loss gives the EOT-averaged
+    input into ``nb_eot`` independent purifications and repeats the labels
+    (:func:`~art_purify.defences.preprocessor.eot.expand_for_eot`), so the mean loss gives the EOT-averaged
     gradient. Calls without gradients (``predict``, ``compute_loss``) and without labels (``class_gradient``) return
     one purification per input.
     """
@@ -42,7 +50,7 @@ class DiffusionPurifierPyTorch(PreprocessorPyTorch):
         defence_grid: int = 200,
         attack_grid: int = 10,
         gradient: str = "exact",
-        checkpointing: bool = True,
+        gradient_checkpointing: bool = True,
         nb_eot: int = 1,
         seed: Optional[int] = None,
         batch_size: int = 64,
@@ -66,7 +74,7 @@ class DiffusionPurifierPyTorch(PreprocessorPyTorch):
         self.defence_grid = defence_grid
         self.attack_grid = attack_grid
         self.gradient = gradient
-        self.checkpointing = checkpointing
+        self.gradient_checkpointing = gradient_checkpointing
         self.nb_eot = nb_eot
         self.seed = seed
         self.batch_size = batch_size
@@ -154,25 +162,21 @@ class DiffusionPurifierPyTorch(PreprocessorPyTorch):
         return x
 
     # ------------------------------------------------------------------ the defence
-    def _to_unit(self, x: torch.Tensor) -> torch.Tensor:
-        lo, hi = self.clip_values
-        return (x - lo) / (hi - lo)
-
-    def _from_unit(self, u: torch.Tensor) -> torch.Tensor:
-        lo, hi = self.clip_values
-        return u.clamp(0.0, 1.0) * (hi - lo) + lo
-
     def _prepare(self, x: torch.Tensor):
         """Per-batch state shared by the full and the surrogate process (e.g. the saliency mask)."""
         return None
 
-    def _purify_model_space(self, xd: torch.Tensor, grid: int, state, generator, checkpoint: bool) -> torch.Tensor:
+    def _purify_model_space(  # pylint: disable=too-many-arguments
+        self, xd: torch.Tensor, grid: int, state, generator, gradient_checkpointing: bool
+    ) -> torch.Tensor:
         raise NotImplementedError
 
-    def _purify_chunk(self, x: torch.Tensor, grid: int, state, generator, checkpoint: bool) -> torch.Tensor:
-        xd = self._to_unit(x) * 2.0 - 1.0
-        out = self._purify_model_space(xd, grid, state, generator, checkpoint)
-        return self._from_unit((out + 1.0) / 2.0)
+    def _purify_chunk(  # pylint: disable=too-many-arguments
+        self, x: torch.Tensor, grid: int, state, generator, gradient_checkpointing: bool
+    ) -> torch.Tensor:
+        xd = to_model_space(x, self.clip_values)
+        out = self._purify_model_space(xd, grid, state, generator, gradient_checkpointing)
+        return from_model_space(out, self.clip_values, clamp=True)
 
     def _model_dtype(self) -> torch.dtype:
         for param in self.unet.parameters():
@@ -189,9 +193,7 @@ class DiffusionPurifierPyTorch(PreprocessorPyTorch):
         x_cf = self._validate(x)
         in_dtype = x.dtype
         need_grad = torch.is_grad_enabled() and x.requires_grad
-        if need_grad and self.nb_eot > 1 and y is not None:
-            x_cf = x_cf.repeat_interleave(self.nb_eot, dim=0)
-            y = y.repeat_interleave(self.nb_eot, dim=0)
+        x_cf, y = expand_for_eot(x_cf, y, self.nb_eot)
         if next(self.unet.parameters(), torch.empty(0)).device != x.device:
             self.unet.to(x.device)
         work = x_cf.to(self._model_dtype())
@@ -205,15 +207,14 @@ class DiffusionPurifierPyTorch(PreprocessorPyTorch):
                 with torch.no_grad():
                     outs.append(self._purify_chunk(chunk, self.defence_grid, state, generator, False))
             elif self.gradient == "exact":
-                outs.append(self._purify_chunk(chunk, self.defence_grid, state, generator, self.checkpointing))
-            else:
+                outs.append(
+                    self._purify_chunk(chunk, self.defence_grid, state, generator, self.gradient_checkpointing)
+                )
+            else:  # surrogate
                 with torch.no_grad():
                     full = self._purify_chunk(chunk, self.defence_grid, state, generator, False)
-                if self.gradient == "surrogate":
-                    sur = self._purify_chunk(chunk, self.attack_grid, state, generator, self.checkpointing)
-                    outs.append(full + (sur - sur.detach()))
-                else:  # bpda
-                    outs.append(chunk + (full - chunk).detach())
+                sur = self._purify_chunk(chunk, self.attack_grid, state, generator, self.gradient_checkpointing)
+                outs.append(full + (sur - sur.detach()))
         out = torch.cat(outs).to(in_dtype)
         if not self.channels_first:
             out = out.permute(0, 2, 3, 1)
@@ -222,10 +223,3 @@ class DiffusionPurifierPyTorch(PreprocessorPyTorch):
     def estimate_forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Same as ``forward`` (ART calls it only through ``estimate_gradient`` for mixed numpy/torch chains)."""
         return self.forward(x, y)[0]
-
-    # ------------------------------------------------------------------ convenience
-    def purify(self, x: np.ndarray) -> np.ndarray:
-        """Purify a numpy batch without gradients (one purification per input)."""
-        with torch.no_grad():
-            out, _ = self.forward(torch.as_tensor(x, device=self.device))
-        return out.cpu().numpy()
