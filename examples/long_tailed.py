@@ -1,7 +1,7 @@
 """Fashion-MNIST-LT (imbalance 100): SGD, SAM, ImbSAM and SSE-SAM over several seeds, and a results table.
 
 Trains every missing run (``OUT/<optimizer>-s<seed>``, the layout of ``art-purify train-long-tailed``; a run with a
-``checkpoint.pt`` but no ``metrics.json`` is resumed), then prints test accuracy overall and on the many / medium /
+``checkpoint.pt`` but no ``model_card.json`` is resumed), then prints test accuracy overall and on the many / medium /
 few-shot classes as mean and sample standard deviation over the seeds, in Markdown.
 
     python examples/long_tailed.py --data /usr/share/datasets/fashion-mnist --seeds 0 1 2 --epochs 10 --out runs/lt
@@ -28,7 +28,7 @@ def train_missing(args) -> None:
     for seed in args.seeds:
         for name in args.optimizers:
             out = args.out / f"{name}-s{seed}"
-            if (out / "metrics.json").is_file():
+            if (out / "model_card.json").is_file():
                 continue
             config = LongTailedTrainConfig(optimizer=name, epochs=args.epochs, seed=seed)
             command = (f"python examples/long_tailed.py --data {args.data} --seeds {seed} --optimizers {name} "
@@ -41,7 +41,7 @@ def table(out: Path, optimizers, seeds) -> str:
     lines = ["| optimiser | seeds | overall | many | medium | few | train time per run |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for name in optimizers:
-        cards = [json.loads(p.read_text()) for s in seeds if (p := out / f"{name}-s{s}" / "metrics.json").is_file()]
+        cards = [json.loads(p.read_text()) for s in seeds if (p := out / f"{name}-s{s}" / "model_card.json").is_file()]
         if not cards:
             continue
         cells = []

@@ -122,7 +122,7 @@ def test_cli_train_long_tailed(idx_dir, tmp_path, capsys):
             "16", "--imbalance", "5", "--gamma", "0.5", "--out", str(out), "--quiet"]
     assert main(argv) == 0
     assert "ssesam: test accuracy" in capsys.readouterr().out
-    card = json.loads((out / "metrics.json").read_text())
+    card = json.loads((out / "model_card.json").read_text())
     assert card["metrics"]["class_counts"][0] == 5 * card["metrics"]["class_counts"][-1]
     assert set(card["metrics"]["test"]) == {"accuracy", "many_accuracy", "medium_accuracy", "few_accuracy"}
     assert [h["phase"] for h in card["history"]] == [1, 2] and card["command"].startswith("art-purify")

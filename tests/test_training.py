@@ -6,7 +6,7 @@ import torch
 
 from art_purify.cli import main
 from art_purify.training import ClassifierTrainConfig, DiffusionTrainConfig, train_classifier, train_diffusion
-from art_purify.training.checkpoint import load_checkpoint
+from art_purify.engine.checkpoint import load_checkpoint
 from tests.conftest import TINY_UNET
 
 TINY_CLF = dict(widths=[4, 4, 8, 8], blocks=[1, 1, 1, 1], batch_size=16, epochs=2, checkpoint_every=3, warmup_steps=2)
@@ -52,7 +52,7 @@ def test_diffusion_resume_matches_uninterrupted_run(tmp_path):
     full = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
     cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
     assert full["step"] == cut["step"] == 6
-    _same_state(full["unet"], cut["unet"])
+    _same_state(full["model"], cut["model"])
     _same_state(full["ema"], cut["ema"])
     card = json.loads((tmp_path / "cut" / "model_card.json").read_text())
     assert card["train_config"]["t_max"] == 50 and card["metrics"]["final_train_loss_mean_last_100"] > 0

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from art_purify.models import SmallResNet
-from art_purify.training.checkpoint import save_weights, write_json
-from art_purify.training.loop import check_out_dir, cosine_lr, run_loop
+from art_purify.engine.checkpoint import save_weights, write_json
+from art_purify.engine.loop import CHECKPOINT_NAME, check_out_dir, cosine_lr, run_loop
 from art_purify.utils import machine_description, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -207,8 +207,8 @@ def train_classifier(
 
     t0 = time.time()
     summary = run_loop(
-        total_steps=total, n_train=len(x_train), batch_size=config.batch_size, seed=config.seed, out_dir=out_dir,
-        resume=resume, checkpoint_every=config.checkpoint_every, train_step=train_step, get_state=get_state,
+        total_steps=total, n_train=len(x_train), batch_size=config.batch_size, seed=config.seed,
+        checkpoint_path=out_dir / CHECKPOINT_NAME, resume=resume, checkpoint_every=config.checkpoint_every, train_step=train_step, get_state=get_state,
         set_state=set_state, stop_after=stop_after, verbose=verbose, desc="train-classifier",
     )
     if summary["steps_done"] < total:

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from art_purify.diffusion import DiffusionSchedule, diffuse, predict_noise, to_model_space
 from art_purify.models import DDPM_SCHEDULE, build_scheduler, build_unet, fashion_mnist_unet_config
-from art_purify.training.checkpoint import save_weights, write_json
-from art_purify.training.loop import cosine_lr, run_loop
+from art_purify.engine.checkpoint import save_weights, write_json
+from art_purify.engine.loop import CHECKPOINT_NAME, check_out_dir, cosine_lr, run_loop
 from art_purify.utils import machine_description, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ def train_diffusion(
     config.validate()
     unet_config = dict(unet_config or fashion_mnist_unet_config())
     out_dir = Path(out_dir)
+    check_out_dir(out_dir, resume)
     dev = resolve_device(device)
     # diffusers initialises with the global RNG: fork it so that the caller's RNG state is left untouched.
     with torch.random.fork_rng(devices=[]):
@@ -112,17 +113,17 @@ def train_diffusion(
         return float(loss.detach())
 
     def get_state() -> Dict:
-        return {"unet": unet.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict()}
+        return {"model": unet.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict()}
 
     def set_state(state: Dict) -> None:
-        unet.load_state_dict(state["unet"])
+        unet.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
 
     t0 = time.time()
     summary = run_loop(
         total_steps=config.steps, n_train=len(x_train), batch_size=config.batch_size, seed=config.seed,
-        out_dir=out_dir, resume=resume, checkpoint_every=config.checkpoint_every, train_step=train_step,
+        checkpoint_path=out_dir / CHECKPOINT_NAME, resume=resume, checkpoint_every=config.checkpoint_every, train_step=train_step,
         get_state=get_state, set_state=set_state, stop_after=stop_after, verbose=verbose, desc="train-diffusion",
     )
     if summary["steps_done"] < config.steps:

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from art_purify.models import SmallResNet
-from art_purify.training.checkpoint import save_weights, write_json
+from art_purify.engine.checkpoint import save_weights, write_json
+from art_purify.engine.loop import check_out_dir
 from art_purify.utils import machine_description, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def train_long_tailed(
     """
     Subsample ``(x, y)`` to a long-tailed set (``config.imbalance_factor``), train ``SmallResNet`` on it with the
     chosen optimiser through :class:`~art_purify.defences.trainer.SharpnessAwareTrainerPyTorch`, and write
-    ``classifier.safetensors`` and ``metrics.json`` (per-epoch history, test accuracy overall / many / medium / few,
+    ``classifier.safetensors`` and ``model_card.json`` (per-epoch history, test accuracy overall / many / medium / few,
     class counts, the command, wall time, machine) to ``out_dir``; ``checkpoint.pt`` after every epoch.
     """
     from art_purify.datasets import long_tailed
@@ -102,9 +103,8 @@ def train_long_tailed(
 
     config.validate()
     out_dir = Path(out_dir)
+    check_out_dir(out_dir, resume)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not resume and (out_dir / "checkpoint.pt").exists():
-        raise FileExistsError(f"{out_dir / 'checkpoint.pt'} already exists: pass --resume or use another --out.")
     x_lt, y_lt, counts = long_tailed(x, y, imbalance_factor=config.imbalance_factor, seed=config.seed)
     dev = resolve_device(device)
     with torch.random.fork_rng(devices=[]):
@@ -135,5 +135,5 @@ def train_long_tailed(
             "wall_time_s": sum(h["time_s"] for h in history), "session_time_s": time.time() - t0,
             "machine": machine_description(), "torch": torch.__version__}
     save_weights(model.state_dict(), out_dir / "classifier.safetensors")
-    write_json(card, out_dir / "metrics.json")
+    write_json(card, out_dir / "model_card.json")
     return card

@@ -19,12 +19,8 @@ from art.defences.trainer.trainer import Trainer
 from tqdm.auto import tqdm
 
 from art_purify.optim.sam import SAM, SSESAM, make_closure
-from art_purify.utils import step_generator
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_NAME = "checkpoint.pt"
-
 
 def steps_of(n: int, batch_size: int) -> int:
     """Batches per epoch (the last incomplete batch is dropped)."""
@@ -137,12 +133,19 @@ class SharpnessAwareTrainerPyTorch(Trainer):
             for group, base in zip(self.optimizer.param_groups, self._base_lrs):
                 group["lr"] = base * factor
 
-    def _state(self, epoch: int) -> Dict:
-        state = {"epoch": epoch, "model": self._classifier.model.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "history": self.history}
+    def _state(self) -> Dict:
+        state = {"model": self._classifier.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "history": self.history}
         if self.scheduler is not None and self.scheduler != "cosine":
             state["scheduler"] = self.scheduler.state_dict()
         return state
+
+    def _set_state(self, state: Dict) -> None:
+        self._classifier.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if "scheduler" in state:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.history = list(state["history"])
 
     # ------------------------------------------------------------------ training
     def fit(self, x: np.ndarray, y: np.ndarray, nb_epochs: int = 20, batch_size: int = 128,
@@ -157,7 +160,7 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         :param stop_after: Stop once this many epochs are done (after checkpointing), as an interruption would.
         :return: One dict per epoch: train loss, learning rate, phase (SSE-SAM), time, validation accuracies.
         """
-        from art_purify.training.checkpoint import load_checkpoint
+        from art_purify.engine.loop import CHECKPOINT_NAME
 
         if isinstance(nb_epochs, bool) or not isinstance(nb_epochs, int) or nb_epochs <= 0:
             raise ValueError(f"nb_epochs must be a positive integer, got {nb_epochs!r}.")
@@ -179,71 +182,60 @@ class SharpnessAwareTrainerPyTorch(Trainer):
 
         classifier = self._classifier
         model = classifier.model
-        x_pre, _ = classifier._apply_preprocessing(x, y=None, fit=True)
+        x_pre, _ = classifier._apply_preprocessing(x, y=None, fit=True)  # pylint: disable=protected-access
         x_t = torch.as_tensor(np.asarray(x_pre, dtype=np.float32))
         y_t = torch.as_tensor(y, dtype=torch.long)
-        start = 0
-        if resume:
-            state = load_checkpoint(ckpt)
-            model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            if "scheduler" in state:
-                self.scheduler.load_state_dict(state["scheduler"])
-            self.history = list(state["history"])
-            start = int(state["epoch"])
-            if isinstance(self.optimizer, SSESAM) and self.optimizer.param_groups[0]["epochs"] != nb_epochs:
-                raise ValueError(f"the checkpoint's SSESAM optimiser was built for "
-                                 f"epochs={self.optimizer.param_groups[0]['epochs']} but fit runs {nb_epochs}.")
-        end = nb_epochs if stop_after is None else min(nb_epochs, int(stop_after))
-        loss_fn = classifier._loss
-        sharpness_aware = isinstance(self.optimizer, SAM)
         trained = [p for g in self.optimizer.param_groups for p in g["params"]]
         flags = [p.requires_grad for p in trained]
         for p in trained:  # as_art_classifier freezes the model for attacks: train the optimiser's parameters
             p.requires_grad_(True)
         try:
-            self._epochs(x_t, y_t, start, end, nb_epochs, batch_size, steps_of(len(x), batch_size), loss_fn,
-                         sharpness_aware, validation_data, ckpt)
+            self._run(x_t, y_t, nb_epochs, batch_size, validation_data, ckpt, resume, stop_after)
         finally:
             for p, flag in zip(trained, flags):
                 p.requires_grad_(flag)
             model.eval()
         return self.history
 
-    def _epochs(self, x_t, y_t, start, end, nb_epochs, batch_size, steps, loss_fn, sharpness_aware, validation_data,
-                ckpt) -> None:
-        from art_purify.training.checkpoint import save_checkpoint
+    def _run(  # pylint: disable=too-many-arguments,too-many-locals
+        self, x_t, y_t, nb_epochs, batch_size, validation_data, ckpt, resume, stop_after
+    ) -> None:
+        from art_purify.engine.loop import run_loop
 
-        model = self._classifier.model
-        device = self._classifier.device
-        for epoch in range(start, end):
-            self._set_epoch_lr(epoch, nb_epochs)
+        classifier = self._classifier
+        model, device, loss_fn = classifier.model, classifier.device, classifier._loss  # pylint: disable=protected-access
+        steps = steps_of(len(x_t), batch_size)
+        sharpness_aware = isinstance(self.optimizer, SAM)
+        epoch_loss = {"total": 0.0, "seen": 0, "t0": time.time()}
+
+        def train_step(step: int, idx: torch.Tensor, generator: torch.Generator) -> float:
+            epoch = step // steps
+            if step % steps == 0:  # an epoch starts
+                self._set_epoch_lr(epoch, nb_epochs)
+                epoch_loss.update(total=0.0, seen=0, t0=time.time())
             model.train()
-            order = torch.randperm(len(x_t), generator=step_generator(self.seed, -1 - epoch))
-            t0, total, seen = time.time(), 0.0, 0
-            bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{nb_epochs}", disable=not self.verbose, leave=False)
-            for k in bar:
-                idx = order[k * batch_size:(k + 1) * batch_size]
-                xb = x_t[idx]
-                if self.augment is not None:
-                    xb = self.augment(xb, step_generator(self.seed, epoch * steps + k))
-                xb, yb = xb.to(device), y_t[idx].to(device)
-                if sharpness_aware:
-                    closure = make_closure(model, loss_fn, xb, yb, batchnorm=self.batchnorm)
-                    loss = self.optimizer.step(closure, targets=yb)
-                else:
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss = loss_fn(model(xb), yb)
-                    loss.backward()
-                    self.optimizer.step()
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"training loss became {value} in epoch {epoch}; lower the learning rate.")
-                total += value * len(idx)
-                seen += len(idx)
-                bar.set_postfix(loss=f"{total / seen:.4f}")
-            record = {"epoch": epoch + 1, "train_loss": total / seen, "lr": self.optimizer.param_groups[0]["lr"],
-                      "time_s": time.time() - t0}
+            xb = x_t[idx]
+            if self.augment is not None:
+                xb = self.augment(xb, generator)
+            xb, yb = xb.to(device), y_t[idx].to(device)
+            if sharpness_aware:
+                closure = make_closure(model, loss_fn, xb, yb, batchnorm=self.batchnorm)
+                loss = self.optimizer.step(closure, targets=yb)
+            else:
+                self.optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(xb), yb)
+                loss.backward()
+                self.optimizer.step()
+            value = float(loss.detach())
+            epoch_loss["total"] += value * len(idx)
+            epoch_loss["seen"] += len(idx)
+            return value
+
+        def after_step(done: int) -> None:
+            if done % steps:
+                return
+            record = {"epoch": done // steps, "train_loss": epoch_loss["total"] / epoch_loss["seen"],
+                      "lr": self.optimizer.param_groups[0]["lr"], "time_s": time.time() - epoch_loss["t0"]}
             if isinstance(self.optimizer, SSESAM):
                 record["phase"] = self.optimizer.phase
                 self.optimizer.epoch_end()
@@ -253,10 +245,23 @@ class SharpnessAwareTrainerPyTorch(Trainer):
             if validation_data is not None:
                 record.update({f"val_{k}": v for k, v in self.group_accuracy(*validation_data).items()})
             self.history.append(record)
-            logger.info("epoch %d: %s", epoch + 1, record)
-            if ckpt is not None:
-                self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-                save_checkpoint(self._state(epoch + 1), ckpt)
+            logger.info("epoch %d: %s", record["epoch"], record)
+
+        def set_state(state: Dict) -> None:
+            self._set_state(state)
+            if isinstance(self.optimizer, SSESAM) and self.optimizer.param_groups[0]["epochs"] != nb_epochs:
+                raise ValueError(f"the checkpoint's SSESAM optimiser was built for "
+                                 f"epochs={self.optimizer.param_groups[0]['epochs']} but fit runs {nb_epochs}.")
+
+        if ckpt is not None:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+        run_loop(
+            total_steps=nb_epochs * steps, n_train=len(x_t), batch_size=batch_size, seed=self.seed,
+            checkpoint_path=ckpt, resume=resume, checkpoint_every=steps, train_step=train_step,
+            get_state=self._state, set_state=set_state, after_step=after_step,
+            stop_after=None if stop_after is None else int(stop_after) * steps, verbose=self.verbose,
+            desc=f"fit {nb_epochs} epochs",
+        )
 
     def group_accuracy(self, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> Dict[str, float]:
         """Accuracy overall and on the many-, medium- and few-shot classes (``nan`` for an empty group)."""

@@ -1,8 +1,13 @@
-"""The step-indexed training loop shared by the classifier and diffusion trainers.
+"""The one training loop of the package: the classifier, diffusion and long-tailed trainers (and the
+sharpness-aware ART trainer under the latter) all run through :func:`run_loop`.
 
 Every random draw of step ``s`` comes from ``step_generator(seed, s)`` and the data order of epoch ``e`` from
 ``step_generator(seed, -1 - e)``, so a run resumed from a checkpoint at step ``s`` takes exactly the steps an
-uninterrupted run takes: the checkpoint only needs the model, optimiser (and EMA) state and ``s``.
+uninterrupted run takes: the checkpoint only needs the trainer's state and ``s``.
+
+Checkpoint names, the same for every trainer: the file ``checkpoint.pt`` (:data:`CHECKPOINT_NAME`) holds ``step``,
+``wall_time_s`` and ``recent_losses`` written by the loop, and the trainer's own entries under the names of
+:data:`STATE_KEYS` (``model``, ``optimizer``, and where they exist ``ema``, ``scheduler``, ``history``).
 """
 from __future__ import annotations
 
@@ -15,12 +20,15 @@ from typing import Callable, Dict, Iterator, Optional, Tuple
 import torch
 from tqdm.auto import tqdm
 
-from art_purify.training.checkpoint import load_checkpoint, save_checkpoint
+from art_purify.engine.checkpoint import load_checkpoint, save_checkpoint
 from art_purify.utils import step_generator
 
 logger = logging.getLogger(__name__)
 
+#: The checkpoint file of every trainer, inside its output directory.
 CHECKPOINT_NAME = "checkpoint.pt"
+#: The names a trainer may use for its entries of a checkpoint.
+STATE_KEYS = ("model", "optimizer", "ema", "scheduler", "history")
 
 
 def batch_indices(n: int, batch_size: int, seed: int, start_step: int) -> Iterator[Tuple[int, torch.Tensor]]:
@@ -47,25 +55,26 @@ def cosine_lr(step: int, total: int, base_lr: float, warmup: int) -> float:
 
 def check_out_dir(out_dir: Path, resume: bool) -> None:
     """Fail early: ``resume`` needs a checkpoint in ``out_dir``; a fresh run must not overwrite one."""
-    ckpt_path = out_dir / CHECKPOINT_NAME
+    ckpt_path = Path(out_dir) / CHECKPOINT_NAME
     if resume and not ckpt_path.is_file():
-        raise FileNotFoundError(f"--resume was given but {ckpt_path} does not exist.")
+        raise FileNotFoundError(f"resume was asked for but there is no checkpoint at {ckpt_path} (it does not exist).")
     if not resume and ckpt_path.exists():
         raise FileExistsError(f"{ckpt_path} already exists: pass --resume to continue that run or use another --out.")
 
 
-def run_loop(
+def run_loop(  # pylint: disable=too-many-arguments,too-many-locals
     *,
     total_steps: int,
     n_train: int,
     batch_size: int,
     seed: int,
-    out_dir: Path,
+    checkpoint_path: Optional[Path],
     resume: bool,
     checkpoint_every: int,
     train_step: Callable[[int, torch.Tensor, torch.Generator], float],
     get_state: Callable[[], Dict],
     set_state: Callable[[Dict], None],
+    after_step: Optional[Callable[[int], None]] = None,
     stop_after: Optional[int] = None,
     verbose: bool = True,
     desc: str = "train",
@@ -73,29 +82,38 @@ def run_loop(
     """
     Run ``train_step(step, indices, generator)`` for ``total_steps`` steps with periodic atomic checkpoints.
 
+    :param checkpoint_path: Where the checkpoint lives (``None``: no checkpoints, no resume).
+    :param checkpoint_every: Steps between checkpoints (one is also written when the loop stops).
+    :param get_state: The trainer's entries of a checkpoint (names from :data:`STATE_KEYS`).
+    :param set_state: Restore them from a loaded checkpoint.
+    :param after_step: Called with the number of steps done after every step, before the checkpoint (epoch-end
+                       bookkeeping of epoch-based trainers goes here, so that the checkpoint includes it).
     :param stop_after: Stop (after checkpointing) once this many steps are done, as an interruption would.
     :return: ``{"steps_done", "wall_time_s", "last_loss", "mean_loss_last_100"}``; ``wall_time_s`` sums the time of
              every session of the run, resumed ones included.
+    :raises FloatingPointError: When a step's loss is not finite.
     """
-    ckpt_path = out_dir / CHECKPOINT_NAME
     start, elapsed, recent = 0, 0.0, []
-    check_out_dir(out_dir, resume)
     if resume:
-        state = load_checkpoint(ckpt_path)
+        if checkpoint_path is None or not Path(checkpoint_path).is_file():
+            raise FileNotFoundError(f"resume was asked for but there is no checkpoint at {checkpoint_path}.")
+        state = load_checkpoint(checkpoint_path)
         set_state(state)
         start, elapsed = int(state["step"]), float(state.get("wall_time_s", 0.0))
         recent = list(state.get("recent_losses", []))
-        logger.info("Resumed from %s at step %d", ckpt_path, start)
+        logger.info("Resumed from %s at step %d", checkpoint_path, start)
     end = total_steps if stop_after is None else min(total_steps, stop_after)
     t0 = time.time()
 
     def checkpoint(step: int) -> None:
+        if checkpoint_path is None:
+            return
         state = get_state()
         state.update(step=step, wall_time_s=elapsed + time.time() - t0, recent_losses=recent[-100:])
-        save_checkpoint(state, ckpt_path)
+        save_checkpoint(state, checkpoint_path)
 
     bar = tqdm(total=total_steps, initial=start, desc=desc, disable=not verbose, dynamic_ncols=True)
-    step = start
+    done = start
     if start < end:
         for step, idx in batch_indices(n_train, batch_size, seed, start):
             loss = train_step(step, idx, step_generator(seed, step))
@@ -106,14 +124,15 @@ def run_loop(
             bar.update(1)
             bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
             done = step + 1
+            if after_step is not None:
+                after_step(done)
             if done % checkpoint_every == 0 or done == end:
                 checkpoint(done)
             if done >= end:
                 break
-        step = done
     bar.close()
     return {
-        "steps_done": step,
+        "steps_done": done,
         "wall_time_s": elapsed + time.time() - t0,
         "last_loss": recent[-1] if recent else float("nan"),
         "mean_loss_last_100": sum(recent) / len(recent) if recent else float("nan"),
