@@ -1,28 +1,9 @@
-"""Shared fixtures: tiny seeded models and tiny IDX datasets, built in the tests themselves."""
-import gzip
-import struct
+"""Shared fixtures: tiny seeded models and tiny IDX datasets (built by :mod:`tests.helpers`)."""
 
 import numpy as np
 import pytest
-import torch
 
-TINY_UNET = {
-    "sample_size": 8,
-    "in_channels": 1,
-    "out_channels": 1,
-    "layers_per_block": 1,
-    "block_out_channels": [8, 16],
-    "down_block_types": ["DownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "UpBlock2D"],
-    "norm_num_groups": 4,
-}
-
-
-def write_idx(path, array: np.ndarray) -> None:
-    """Write ``array`` (uint8) as a gzip-compressed IDX file."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
-    with gzip.open(path, "wb") as handle:
-        handle.write(header + array.astype(np.uint8).tobytes())
+from tests import helpers
 
 
 @pytest.fixture
@@ -34,15 +15,11 @@ def idx_dir(tmp_path):
         images = rng.integers(0, 60, size=(n, 28, 28))
         for c in range(10):  # a learnable signal: a bright bar whose row depends on the class
             images[labels == c, 2 + 2 * c : 4 + 2 * c, 4:24] = 250
-        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images)
-        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels)
+        helpers.write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images)
+        helpers.write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels)
     return tmp_path
 
 
 @pytest.fixture
 def tiny_unet():
-    from diffusers import UNet2DModel
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return UNet2DModel(**TINY_UNET).eval()
+    return helpers.tiny_unet()

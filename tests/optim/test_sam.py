@@ -1,4 +1,5 @@
 """SAM, ImbSAM and SSE-SAM against a plain reference implementation of their definitions (written here)."""
+
 import copy
 
 import numpy as np
@@ -39,7 +40,7 @@ def _reference_gradient(model, x, y, groups):
             continue
         params = [t.clone().requires_grad_(True) for t in w]
         g = torch.autograd.grad(group_loss(params, mask), params)
-        norm = torch.sqrt(sum((t ** 2).sum() for t in g))
+        norm = torch.sqrt(sum((t**2).sum() for t in g))
         point = [(t + rho * gi / (norm + 1e-12)).requires_grad_(True) for t, gi in zip(w, g)]
         gp = torch.autograd.grad(group_loss(point, mask), point)
         total = [a + b for a, b in zip(total, gp)]
@@ -73,10 +74,18 @@ def _make(kind, model, **kw):
     if kind == "sam":
         return SAM(model.parameters(), torch.optim.SGD, rho=kw.get("rho", 0.3), **SGD)
     if kind == "imbsam":
-        return ImbSAM(model.parameters(), torch.optim.SGD, class_counts=COUNTS, eta=ETA, rho=kw.get("rho", 0.3),
-                      **SGD)
-    return SSESAM(model.parameters(), torch.optim.SGD, class_counts=COUNTS, eta=ETA, rho_head=kw.get("rho_head", 0.2),
-                  rho_tail=kw.get("rho_tail", 0.4), gamma=kw.get("gamma", 0.5), epochs=kw.get("epochs", 4), **SGD)
+        return ImbSAM(model.parameters(), torch.optim.SGD, class_counts=COUNTS, eta=ETA, rho=kw.get("rho", 0.3), **SGD)
+    return SSESAM(
+        model.parameters(),
+        torch.optim.SGD,
+        class_counts=COUNTS,
+        eta=ETA,
+        rho_head=kw.get("rho_head", 0.2),
+        rho_tail=kw.get("rho_tail", 0.4),
+        gamma=kw.get("gamma", 0.5),
+        epochs=kw.get("epochs", 4),
+        **SGD,
+    )
 
 
 def _step(opt, model, x, y):
@@ -88,9 +97,11 @@ def test_the_step_equals_the_definition(kind):
     model = _mlp()
     x, y = _batch()
     tail = _tail_mask(y)
-    groups = {"sam": [(torch.ones(len(y), dtype=torch.float64), 0.3)],
-              "imbsam": [(1 - tail, 0.0), (tail, 0.3)],
-              "ssesam": [(1 - tail, 0.2), (tail, 0.4)]}[kind]
+    groups = {
+        "sam": [(torch.ones(len(y), dtype=torch.float64), 0.3)],
+        "imbsam": [(1 - tail, 0.0), (tail, 0.3)],
+        "ssesam": [(1 - tail, 0.2), (tail, 0.4)],
+    }[kind]
     expected = _reference_step(model, x, y, groups, **SGD)
     opt = _make(kind, model)
     loss = _step(opt, model, x, y)
@@ -119,7 +130,9 @@ def test_ssesam_phase_switch_at_gamma_times_epochs():
     expected = _reference_step(model, x, y, [(1 - tail, 0.0), (tail, 0.4)], **SGD)
     _step(opt, model, x, y)
     _assert_same(model, expected)
-    assert _make("ssesam", _mlp(), gamma=0.0).phase == 2 and _make("ssesam", _mlp(), gamma=1.0, epochs=3).switch_epoch == 3
+    assert (
+        _make("ssesam", _mlp(), gamma=0.0).phase == 2 and _make("ssesam", _mlp(), gamma=1.0, epochs=3).switch_epoch == 3
+    )
 
 
 def test_passes_per_step_and_forwarded_rows():
@@ -317,8 +330,9 @@ def test_a_failing_closure_leaves_the_weights_at_w_and_deepcopy_keeps_the_optimi
 def _bn_mlp():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.BatchNorm1d(7), torch.nn.Tanh(),
-                                   torch.nn.Linear(7, 6)).double()
+        return torch.nn.Sequential(
+            torch.nn.Linear(5, 7), torch.nn.BatchNorm1d(7), torch.nn.Tanh(), torch.nn.Linear(7, 6)
+        ).double()
 
 
 @pytest.mark.parametrize("kind", ["imbsam", "ssesam"])
@@ -341,8 +355,9 @@ def test_batch_mode_equals_the_definition_with_batchnorm(kind):
     assert torch.allclose(bn.running_mean, probe[1].running_mean) and int(bn.num_batches_tracked) == 1
     # the fast group mode normalises each group on its own: a different update
     group_model = _bn_mlp()
-    _make(kind, group_model).step(make_closure(group_model, torch.nn.CrossEntropyLoss(), x, y, batchnorm="group"),
-                                  targets=y)
+    _make(kind, group_model).step(
+        make_closure(group_model, torch.nn.CrossEntropyLoss(), x, y, batchnorm="group"), targets=y
+    )
     assert not torch.allclose(next(group_model.parameters()), next(model.parameters()))
     with pytest.raises(ValueError, match="batchnorm must be one of"):
         make_closure(model, torch.nn.CrossEntropyLoss(), x, y, batchnorm="ghost")

@@ -1,4 +1,5 @@
 """The sharpness-aware ART trainer and `art-purify train-long-tailed`."""
+
 import json
 
 import numpy as np
@@ -26,8 +27,13 @@ def _data(seed=0):
 def _classifier(device="cpu"):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
-                                    torch.nn.Flatten(), torch.nn.Linear(256, 5))
+        model = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1),
+            torch.nn.BatchNorm2d(4),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+            torch.nn.Linear(256, 5),
+        )
     return as_art_classifier(model, input_shape=(1, 8, 8), nb_classes=5, device=device)
 
 
@@ -39,8 +45,17 @@ def _optimizer(kind, model, epochs=3):
         return SAM(params, torch.optim.SGD, rho=0.05, **sgd)
     if kind == "imbsam":
         return ImbSAM(params, torch.optim.SGD, class_counts=COUNTS, eta=15, rho=0.1, **sgd)
-    return SSESAM(params, torch.optim.SGD, class_counts=COUNTS, eta=15, rho_head=0.05, rho_tail=0.1, gamma=0.5,
-                  epochs=epochs, **sgd)
+    return SSESAM(
+        params,
+        torch.optim.SGD,
+        class_counts=COUNTS,
+        eta=15,
+        rho_head=0.05,
+        rho_tail=0.1,
+        gamma=0.5,
+        epochs=epochs,
+        **sgd,
+    )
 
 
 @pytest.mark.parametrize("kind", ["sgd", "sam", "imbsam", "ssesam"])
@@ -62,8 +77,9 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
 
     def run(out, stop_after=None, resume=False, classifier=None):
         classifier = classifier or _classifier()
-        trainer = SharpnessAwareTrainerPyTorch(classifier, _optimizer("ssesam", classifier.model), seed=0,
-                                               checkpoint_dir=out, verbose=False)
+        trainer = SharpnessAwareTrainerPyTorch(
+            classifier, _optimizer("ssesam", classifier.model), seed=0, checkpoint_dir=out, verbose=False
+        )
         trainer.fit(x, y, nb_epochs=3, batch_size=16, stop_after=stop_after, resume=resume)
         return classifier, trainer
 
@@ -82,8 +98,9 @@ def test_shot_groups_and_group_accuracy():
     groups = shot_groups([6000, 3596, 2156, 1292, 774, 464, 278, 166, 100, 60])  # Fashion-MNIST-LT: 1200 / 240
     assert groups == {"many": [0, 1, 2, 3], "medium": [4, 5, 6], "few": [7, 8, 9]}
     classifier = _classifier()
-    trainer = SharpnessAwareTrainerPyTorch(classifier, _optimizer("sgd", classifier.model), class_counts=COUNTS,
-                                           many_shot=30, few_shot=8, verbose=False)
+    trainer = SharpnessAwareTrainerPyTorch(
+        classifier, _optimizer("sgd", classifier.model), class_counts=COUNTS, many_shot=30, few_shot=8, verbose=False
+    )
     x, y = _data()
     acc = trainer.group_accuracy(x, y)
     prediction = classifier.predict(x).argmax(1)
@@ -100,8 +117,9 @@ def test_trainer_rejects_bad_input(tmp_path):
         SharpnessAwareTrainerPyTorch(classifier, _optimizer("sgd", classifier.model), class_counts=[1, 2, 3])
     with pytest.raises(ValueError, match="none of the classifier model's parameters"):
         SharpnessAwareTrainerPyTorch(classifier, torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1))
-    trainer = SharpnessAwareTrainerPyTorch(classifier, _optimizer("ssesam", classifier.model, epochs=10),
-                                           checkpoint_dir=tmp_path, verbose=False)
+    trainer = SharpnessAwareTrainerPyTorch(
+        classifier, _optimizer("ssesam", classifier.model, epochs=10), checkpoint_dir=tmp_path, verbose=False
+    )
     with pytest.raises(ValueError, match="built for epochs=10 but fit runs 3"):
         trainer.fit(x, y, nb_epochs=3)
     with pytest.raises(ValueError, match="labels of x must lie in"):
@@ -118,8 +136,24 @@ def test_trainer_rejects_bad_input(tmp_path):
 
 def test_cli_train_long_tailed(idx_dir, tmp_path, capsys):
     out = tmp_path / "lt"
-    argv = ["train-long-tailed", "--data", str(idx_dir), "--optimizer", "ssesam", "--epochs", "2", "--batch-size",
-            "16", "--imbalance", "5", "--gamma", "0.5", "--out", str(out), "--quiet"]
+    argv = [
+        "train-long-tailed",
+        "--data",
+        str(idx_dir),
+        "--optimizer",
+        "ssesam",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--imbalance",
+        "5",
+        "--gamma",
+        "0.5",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main(argv) == 0
     assert "ssesam: test accuracy" in capsys.readouterr().out
     card = json.loads((out / "model_card.json").read_text())

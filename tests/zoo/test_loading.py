@@ -1,13 +1,12 @@
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from art_purify.datasets import load_fashion_mnist
 from art_purify.diffusion import DiffusionSchedule, ddim_denoise, diffuse, strided_timesteps
 from art_purify.zoo import ZooError, load_classifier, load_diffusion, load_diffusion_dir, load_safetensors
-from tests.conftest import TINY_UNET
+from tests.helpers import TINY_UNET
 
 
 def test_unknown_zoo_name():
@@ -36,6 +35,7 @@ def test_truncated_safetensors_and_missing_file(tmp_path):
         load_safetensors(tmp_path / "absent.safetensors")
 
 
+@pytest.mark.slow
 def test_shipped_classifier_is_accurate_on_the_embedded_test_images():
     model = load_classifier("fashion-mnist")
     assert not model.training
@@ -45,6 +45,7 @@ def test_shipped_classifier_is_accurate_on_the_embedded_test_images():
     assert (pred.numpy() == y).mean() >= 0.90
 
 
+@pytest.mark.slow
 def test_shipped_diffusion_model_denoises():
     unet, scheduler = load_diffusion("fashion-mnist")
     assert type(unet).__name__ == "UNet2DModel" and type(scheduler).__name__ == "DDPMScheduler"
@@ -65,9 +66,10 @@ def test_shipped_diffusion_model_denoises():
 def test_any_diffusers_unet_directory_plugs_in(tmp_path, tiny_unet):
     tiny_unet.save_pretrained(tmp_path / "model", safe_serialization=True)
     unet, scheduler = load_diffusion_dir(tmp_path / "model")
-    assert unet.config.block_out_channels == tuple(TINY_UNET["block_out_channels"]) or list(
-        unet.config.block_out_channels
-    ) == TINY_UNET["block_out_channels"]
+    assert (
+        unet.config.block_out_channels == tuple(TINY_UNET["block_out_channels"])
+        or list(unet.config.block_out_channels) == TINY_UNET["block_out_channels"]
+    )
     assert scheduler.config.num_train_timesteps == 1000
     loaded, original = unet.state_dict(), tiny_unet.state_dict()
     assert loaded.keys() == original.keys() and all(torch.equal(loaded[k], original[k]) for k in original)
@@ -95,6 +97,7 @@ def test_shipped_metadata_records_how_the_models_were_made():
     assert sum(sizes) < 10 * 2**20
 
 
+@pytest.mark.slow
 def test_shipped_models_purify_without_losing_much_accuracy():
     """Fast guard of docs/models.md's check (there: 10,000 images, -2.58 points); loose bound for 300 images."""
     from art_purify.diffusion import diffuse_and_denoise
@@ -103,8 +106,9 @@ def test_shipped_models_purify_without_losing_much_accuracy():
     unet, scheduler = load_diffusion("fashion-mnist")
     x, y = load_fashion_mnist(n=300)
     x = torch.from_numpy(x)
-    purified = diffuse_and_denoise(unet, x, 100, 5, DiffusionSchedule(scheduler),
-                                   generator=torch.Generator().manual_seed(0))
+    purified = diffuse_and_denoise(
+        unet, x, 100, 5, DiffusionSchedule(scheduler), generator=torch.Generator().manual_seed(0)
+    )
     with torch.no_grad():
         clean = (model(x).argmax(1).numpy() == y).mean()
         after = (model(purified).argmax(1).numpy() == y).mean()

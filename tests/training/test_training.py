@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from art_purify.cli import main
-from art_purify.training import ClassifierTrainConfig, DiffusionTrainConfig, train_classifier, train_diffusion
 from art_purify.engine.checkpoint import load_checkpoint
-from tests.conftest import TINY_UNET
+from art_purify.training import ClassifierTrainConfig, DiffusionTrainConfig, train_classifier, train_diffusion
+from tests.helpers import TINY_UNET
 
 TINY_CLF = dict(widths=[4, 4, 8, 8], blocks=[1, 1, 1, 1], batch_size=16, epochs=2, checkpoint_every=3, warmup_steps=2)
 
@@ -34,8 +34,10 @@ def test_classifier_resume_matches_uninterrupted_run(tmp_path):
     assert cut == {"interrupted_at": 4}
     assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["step"] == 4
     train_classifier(x, y, tmp_path / "cut", ClassifierTrainConfig(**TINY_CLF), resume=True, verbose=False)
-    _same_state(load_checkpoint(tmp_path / "full" / "checkpoint.pt")["model"],
-                load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"])
+    _same_state(
+        load_checkpoint(tmp_path / "full" / "checkpoint.pt")["model"],
+        load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"],
+    )
     assert full["steps"] == 10
     assert (tmp_path / "cut" / "classifier.safetensors").is_file()
 
@@ -45,10 +47,10 @@ def test_diffusion_resume_matches_uninterrupted_run(tmp_path):
     cfg = dict(steps=6, batch_size=8, checkpoint_every=2, warmup_steps=1, t_max=50)
     train_diffusion(x, tmp_path / "full", DiffusionTrainConfig(**cfg), unet_config=TINY_UNET, verbose=False)
     # interrupted mid-interval: the run resumes from the last checkpoint (step 2), redoing step 3
-    train_diffusion(x, tmp_path / "cut", DiffusionTrainConfig(**cfg), unet_config=TINY_UNET, stop_after=3,
-                    verbose=False)
-    train_diffusion(x, tmp_path / "cut", DiffusionTrainConfig(**cfg), unet_config=TINY_UNET, resume=True,
-                    verbose=False)
+    train_diffusion(
+        x, tmp_path / "cut", DiffusionTrainConfig(**cfg), unet_config=TINY_UNET, stop_after=3, verbose=False
+    )
+    train_diffusion(x, tmp_path / "cut", DiffusionTrainConfig(**cfg), unet_config=TINY_UNET, resume=True, verbose=False)
     full = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
     cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
     assert full["step"] == cut["step"] == 6
@@ -78,8 +80,20 @@ def test_config_validation():
 
 def test_cli_train_classifier_interrupt_resume_and_card(idx_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train-classifier", "--data", str(idx_dir), "--out", str(out), "--epochs", "2", "--batch-size", "32",
-            "--checkpoint-every", "3", "--quiet"]
+    args = [
+        "train-classifier",
+        "--data",
+        str(idx_dir),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--checkpoint-every",
+        "3",
+        "--quiet",
+    ]
     assert main(args + ["--stop-after", "5"]) == 0
     assert "continue with --resume" in capsys.readouterr().out
     assert main(args + ["--resume"]) == 0
@@ -107,12 +121,16 @@ def test_purification_aware_training_resumes_exactly(tmp_path, tiny_unet):
     assert not np.allclose(copies, x[:4])
     cfg = dict(TINY_CLF, diffusion_augment=0.5)
     train_classifier(x, y, tmp_path / "full", ClassifierTrainConfig(**cfg), diffusion=diffusion, verbose=False)
-    train_classifier(x, y, tmp_path / "cut", ClassifierTrainConfig(**cfg), diffusion=diffusion, stop_after=3,
-                     verbose=False)
+    train_classifier(
+        x, y, tmp_path / "cut", ClassifierTrainConfig(**cfg), diffusion=diffusion, stop_after=3, verbose=False
+    )
     assert (tmp_path / "cut" / "denoised_train.npy").is_file()
-    train_classifier(x, y, tmp_path / "cut", ClassifierTrainConfig(**cfg), diffusion=diffusion, resume=True,
-                     verbose=False)
-    _same_state(load_checkpoint(tmp_path / "full" / "checkpoint.pt")["model"],
-                load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"])
+    train_classifier(
+        x, y, tmp_path / "cut", ClassifierTrainConfig(**cfg), diffusion=diffusion, resume=True, verbose=False
+    )
+    _same_state(
+        load_checkpoint(tmp_path / "full" / "checkpoint.pt")["model"],
+        load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"],
+    )
     with pytest.raises(ValueError, match="needs a diffusion model"):
         train_classifier(x, y, tmp_path / "none", ClassifierTrainConfig(**cfg), verbose=False)

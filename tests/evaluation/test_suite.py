@@ -1,4 +1,5 @@
 """The evaluation suite: any ART classifier with or without our defences, worst case, sanity checks, reports."""
+
 import json
 
 import numpy as np
@@ -7,7 +8,6 @@ import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
 from art_purify.cli import main
-from art_purify.evaluation.suite import PRESET_DESCRIPTIONS
 from art_purify.evaluation import (
     ATTACKS,
     PRESETS,
@@ -22,19 +22,14 @@ from art_purify.evaluation import (
     save_report,
     summary_table,
 )
-from art_purify.models import SmallResNet
-from tests.conftest import TINY_UNET
-
-
-def _linear(side=28):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(side * side, 10))  # any logits module
+from art_purify.evaluation.suite import PRESET_DESCRIPTIONS
+from tests import helpers
+from tests.helpers import linear_model
 
 
 @pytest.fixture
 def tiny_classifier():
-    return as_art_classifier(_linear(), device="cpu")
+    return as_art_classifier(linear_model(), device="cpu")
 
 
 def _data(classifier, n=12, side=28):
@@ -54,15 +49,13 @@ class RoundingPyTorch(PreprocessorPyTorch):
 
 
 def _defended(kind, nb_eot=1):
-    from diffusers import UNet2DModel
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        unet = UNet2DModel(**TINY_UNET).eval()
-        model = SmallResNet(widths=(4, 4, 8, 8)).eval()
-    defence = build_defence(kind, unet, None, model, gradient="exact", nb_eot=nb_eot, seed=None, defence_grid=50)
-    return as_art_classifier(model, input_shape=(1, 8, 8), nb_classes=10, device="cpu",
-                             preprocessing_defences=[defence])
+    model = helpers.tiny_classifier()
+    defence = build_defence(
+        kind, helpers.tiny_unet(), None, model, gradient="exact", nb_eot=nb_eot, seed=None, defence_grid=50
+    )
+    return as_art_classifier(
+        model, input_shape=(1, 8, 8), nb_classes=10, device="cpu", preprocessing_defences=[defence]
+    )
 
 
 def test_undefended_classifier_under_every_attack(tiny_classifier):
@@ -77,7 +70,6 @@ def test_undefended_classifier_under_every_attack(tiny_classifier):
     assert report.robust == expected.tolist()
     assert report.robust_accuracy <= min(o.robust_accuracy for o in report.attacks.values())
     assert report.attacks["pgd"].robust_accuracy < 1.0
-    assert all(np.abs(report.x_adv[a] - x).max() <= 0.3 + 1e-5 for a in ATTACKS if a != "pgd-l2")
     checks = {c.name: c for c in report.checks}
     assert checks["randomness"].passed and checks["gradients"].passed and checks["large-eps"].passed
     assert checks["iterations"].passed
@@ -88,7 +80,7 @@ def test_undefended_classifier_under_every_attack(tiny_classifier):
 
 
 def test_broken_defence_is_flagged_by_the_sanity_checks():
-    classifier = as_art_classifier(_linear(), device="cpu", preprocessing_defences=[RoundingPyTorch()])
+    classifier = as_art_classifier(linear_model(), device="cpu", preprocessing_defences=[RoundingPyTorch()])
     x, y = _data(classifier)
     settings = AttackSettings(eps=0.3, max_iter=8, batch_size=12)
     report = evaluate(classifier, x, y, ["pgd", "bpda"], settings, seed=0, sanity_n=12, verbose=False)
@@ -101,8 +93,17 @@ def test_broken_defence_is_flagged_by_the_sanity_checks():
 
 def test_healthy_run_has_no_warnings(tiny_classifier):
     x, y = _data(tiny_classifier)
-    report = evaluate(tiny_classifier, x, y, ["pgd", "bpda"], AttackSettings(eps=0.3, max_iter=8, batch_size=12),
-                      seed=0, sanity_n=12, eps_curve=(), verbose=False)
+    report = evaluate(
+        tiny_classifier,
+        x,
+        y,
+        ["pgd", "bpda"],
+        AttackSettings(eps=0.3, max_iter=8, batch_size=12),
+        seed=0,
+        sanity_n=12,
+        eps_curve=(),
+        verbose=False,
+    )
     assert report.warnings == [], report.checks
     assert [p["eps"] for p in report.eps_curve] == [0.0, 0.3, 1.0]  # no extra points: clean, eps, whole range
 
@@ -137,8 +138,18 @@ def test_our_defences_with_eot_votes_and_reproducible_reports(kind, tmp_path):
 def test_random_defence_without_eot_is_flagged():
     classifier = _defended("uniform")
     x, _ = _data(classifier, n=4, side=8)
-    report = evaluate(classifier, x, np.arange(4), "pgd", AttackSettings(eps=0.1, max_iter=2, batch_size=4), eot=1,
-                      votes=1, seed=0, sanity_n=2, verbose=False)
+    report = evaluate(
+        classifier,
+        x,
+        np.arange(4),
+        "pgd",
+        AttackSettings(eps=0.1, max_iter=2, batch_size=4),
+        eot=1,
+        votes=1,
+        seed=0,
+        sanity_n=2,
+        verbose=False,
+    )
     assert "randomness" in {c.name for c in report.warnings}
 
 
@@ -184,10 +195,24 @@ def test_format_table():
     assert lines[0].split() == ["a", "bb"] and lines[3].split() == ["22", "yyy"]
 
 
+@pytest.mark.slow
 def test_cli_evaluate_shipped_model(tmp_path, capsys):
     out = tmp_path / "report"
-    argv = ["evaluate", "--n", "12", "--max-iter", "3", "--sanity-n", "4", "--attack", "bpda,pgd", "--cascade",
-            "--out", str(out), "--quiet"]
+    argv = [
+        "evaluate",
+        "--n",
+        "12",
+        "--max-iter",
+        "3",
+        "--sanity-n",
+        "4",
+        "--attack",
+        "bpda,pgd",
+        "--cascade",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "worst case over all attacks" in printed and "sanity checks:" in printed and "report.png" in printed
@@ -233,7 +258,9 @@ def test_interrupted_evaluation_resumes_to_the_same_outcomes(tmp_path, monkeypat
     (tmp_path / "a" / "bpda.npz").unlink()  # as if interrupted during the BPDA attack
     built = []
     real_build = runner_module.build_attack
-    monkeypatch.setattr(runner_module, "build_attack", lambda name, *a, **k: built.append(name) or real_build(name, *a, **k))
+    monkeypatch.setattr(
+        runner_module, "build_attack", lambda name, *a, **k: built.append(name) or real_build(name, *a, **k)
+    )
     resumed = evaluate(classifier, x, y, "pgd,bpda", settings, checkpoint_dir=tmp_path / "a", resume=True, **kwargs)
     assert built == ["bpda"]  # pgd and the clean votes came from the checkpoint
     assert resumed.to_json()["per_example"] == full.to_json()["per_example"]
@@ -241,14 +268,15 @@ def test_interrupted_evaluation_resumes_to_the_same_outcomes(tmp_path, monkeypat
     assert resumed.time_s >= resumed.attacks["pgd"].time_s + resumed.attacks["bpda"].time_s
     assert resumed.attacks["pgd"].time_s == pytest.approx(full.attacks["pgd"].time_s)
     with pytest.raises(ValueError, match="other data or settings"):
-        evaluate(classifier, x, y, "pgd,bpda", settings, checkpoint_dir=tmp_path / "a", resume=True,
-                 **{**kwargs, "seed": 6})
+        evaluate(
+            classifier, x, y, "pgd,bpda", settings, checkpoint_dir=tmp_path / "a", resume=True, **{**kwargs, "seed": 6}
+        )
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         evaluate(classifier, x, y, "pgd", settings, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)
 
 
 def test_resume_is_refused_for_other_model_weights(tmp_path):
-    classifier = as_art_classifier(_linear(), device="cpu")
+    classifier = as_art_classifier(linear_model(), device="cpu")
     x, y = _data(classifier, n=4)
     settings = AttackSettings(eps=0.1, max_iter=2, batch_size=4)
     evaluate(classifier, x, y, "pgd", settings, sanity=False, checkpoint_dir=tmp_path, verbose=False)
@@ -266,8 +294,9 @@ def test_cascade_attacks_only_the_examples_still_robust(tiny_classifier, tmp_pat
     settings = AttackSettings(eps=0.08, max_iter=3, batch_size=8, square_queries=30)
     kwargs = dict(seed=1, sanity_n=8, eps_curve=(), verbose=False)
     plain = evaluate(tiny_classifier, x, y, "pgd,bpda,square", settings, **kwargs)
-    cascade = evaluate(tiny_classifier, x, y, "square,bpda,pgd", settings, cascade=True,
-                       checkpoint_dir=tmp_path, **kwargs)
+    cascade = evaluate(
+        tiny_classifier, x, y, "square,bpda,pgd", settings, cascade=True, checkpoint_dir=tmp_path, **kwargs
+    )
     assert list(cascade.attacks) == ["pgd", "bpda", "square"]  # white-box first, then BPDA, then Square
     assert cascade.settings["cascade"] is True
     # the first attack runs on the clean-correct examples (all of them here, so the outcome is that of a plain run)
@@ -296,10 +325,19 @@ def test_cascade_attacks_only_the_examples_still_robust(tiny_classifier, tmp_pat
 
 
 def test_cascade_still_flags_a_masking_defence():
-    classifier = as_art_classifier(_linear(), device="cpu", preprocessing_defences=[RoundingPyTorch()])
+    classifier = as_art_classifier(linear_model(), device="cpu", preprocessing_defences=[RoundingPyTorch()])
     x, y = _data(classifier)
-    report = evaluate(classifier, x, y, ["pgd", "bpda"], AttackSettings(eps=0.3, max_iter=8, batch_size=12),
-                      seed=0, sanity_n=12, cascade=True, verbose=False)
+    report = evaluate(
+        classifier,
+        x,
+        y,
+        ["pgd", "bpda"],
+        AttackSettings(eps=0.3, max_iter=8, batch_size=12),
+        seed=0,
+        sanity_n=12,
+        cascade=True,
+        verbose=False,
+    )
     bpda = {c.name: c for c in report.warnings}["bpda"]
     assert "BPDA broke" in bpda.detail and report.attacks["bpda"].robust_accuracy < 1.0
 
@@ -315,12 +353,24 @@ class GaussianNoisePyTorch(PreprocessorPyTorch):
 
 
 def test_cascade_checks_subtract_the_chance_flips_of_a_random_defence():
-    x, y = _data(as_art_classifier(_linear(), device="cpu"), n=60)
-    classifier = as_art_classifier(_linear(), device="cpu", preprocessing_defences=[GaussianNoisePyTorch()])
+    x, y = _data(as_art_classifier(linear_model(), device="cpu"), n=60)
+    classifier = as_art_classifier(linear_model(), device="cpu", preprocessing_defences=[GaussianNoisePyTorch()])
     # Square with a tiny budget and one query does next to nothing: whatever it "breaks" is voting noise
     settings = AttackSettings(eps=0.002, max_iter=2, batch_size=32, square_queries=1)
-    report = evaluate(classifier, x, y, "pgd,square", settings, eot=2, votes=1, seed=3, sanity_n=8, eps_curve=(),
-                      cascade=True, verbose=False)
+    report = evaluate(
+        classifier,
+        x,
+        y,
+        "pgd,square",
+        settings,
+        eot=2,
+        votes=1,
+        seed=3,
+        sanity_n=8,
+        eps_curve=(),
+        cascade=True,
+        verbose=False,
+    )
     assert report.random_defence
     square = report.attacks["square"]
     broken = int(np.sum(np.asarray(square.attacked) & ~np.asarray(square.robust)))

@@ -1,0 +1,14 @@
+"""Uniform (DiffPure-style) diffusion purification: exact gradients against finite differences."""
+
+import pytest
+
+from tests.helpers import (
+    directional_check,
+    image_batch,
+    uniform_defence,
+)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_uniform_exact_gradient_matches_finite_differences(sampler):
+    directional_check(uniform_defence(sampler=sampler, gradient="exact"), image_batch())
