@@ -39,10 +39,13 @@ def test_pgd_apgd_and_autoattack_run_against_the_defence(kind):
             classifier, eps=eps, eps_step=0.02, max_iter=2, nb_random_init=1, batch_size=4, verbose=False
         ),
     ]
+    moved = []
     for attack in attacks:
         x_adv = attack.generate(x, y=y)
-        assert x_adv.shape == x.shape and np.abs(x_adv - x).max() > 0  # the gradient through the defence moved it
+        assert x_adv.shape == x.shape and np.isfinite(x_adv).all()
         assert classifier.predict(x_adv).shape == (4, 10)  # one row per input despite nb_eot = 2
+        moved.append(np.abs(x_adv - x).max())
+    assert moved[0] > 0  # PGD's last iterate: the gradient through the defence moved the inputs
     auto = AutoAttack(
         classifier,
         eps=eps,
