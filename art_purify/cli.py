@@ -1,4 +1,5 @@
 """The ``art-purify`` command line: training the default models and evaluating defences."""
+
 from __future__ import annotations
 
 import argparse
@@ -66,13 +67,24 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
     p = sub.add_parser("train-classifier", help="Train the SmallResNet Fashion-MNIST classifier.")
     _common_train_args(p, ClassifierTrainConfig)
     _config_option(p, "--epochs", ClassifierTrainConfig, "epochs", "Training epochs")
-    _config_option(p, "--diffusion-augment", ClassifierTrainConfig, "diffusion_augment",
-                   "Purification-aware training: fraction of images replaced by a diffuse-and-denoise copy made with "
-                   "the zoo diffusion model --diffusion-model (0: off)")
+    _config_option(
+        p,
+        "--diffusion-augment",
+        ClassifierTrainConfig,
+        "diffusion_augment",
+        "Purification-aware training: fraction of images replaced by a diffuse-and-denoise copy made with "
+        "the zoo diffusion model --diffusion-model (0: off)",
+    )
     p.add_argument("--diffusion-model", default="fashion-mnist", help="Zoo diffusion model for --diffusion-augment.")
     t_range = (ClassifierTrainConfig.diffusion_t_min, ClassifierTrainConfig.diffusion_t_max)
-    p.add_argument("--diffusion-t", type=int, nargs=2, metavar=("T_MIN", "T_MAX"), default=t_range,
-                   help=f"Timestep range of the denoised copies (default {t_range[0]} {t_range[1]}).")
+    p.add_argument(
+        "--diffusion-t",
+        type=int,
+        nargs=2,
+        metavar=("T_MIN", "T_MAX"),
+        default=t_range,
+        help=f"Timestep range of the denoised copies (default {t_range[0]} {t_range[1]}).",
+    )
 
     p = sub.add_parser("train-diffusion", help="Train the Fashion-MNIST DDPM UNet (noise prediction).")
     _common_train_args(p, DiffusionTrainConfig)
@@ -81,12 +93,19 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
     _config_option(p, "--ema-decay", DiffusionTrainConfig, "ema_decay", "EMA decay of the exported weights")
 
     lt = LongTailedTrainConfig
-    p = sub.add_parser("train-long-tailed", help="Train the classifier architecture on Fashion-MNIST-LT with SGD, SAM, "
-                       "ImbSAM or SSE-SAM and report many / medium / few-shot test accuracy.")
+    p = sub.add_parser(
+        "train-long-tailed",
+        help="Train the classifier architecture on Fashion-MNIST-LT with SGD, SAM, "
+        "ImbSAM or SSE-SAM and report many / medium / few-shot test accuracy.",
+    )
     _run_args(p)
-    p.add_argument("--optimizer", default=lt.optimizer, choices=list(OPTIMIZERS),
-                   help=f"Optimiser (default {lt.optimizer}); all step with SGD (Nesterov momentum {lt.momentum}, "
-                   f"weight decay {lt.weight_decay}).")
+    p.add_argument(
+        "--optimizer",
+        default=lt.optimizer,
+        choices=list(OPTIMIZERS),
+        help=f"Optimiser (default {lt.optimizer}); all step with SGD (Nesterov momentum {lt.momentum}, "
+        f"weight decay {lt.weight_decay}).",
+    )
     _config_option(p, "--epochs", lt, "epochs", "Epochs")
     _config_option(p, "--batch-size", lt, "batch_size", "Batch size")
     _config_option(p, "--lr", lt, "lr", "Initial learning rate, cosine-decayed per epoch")
@@ -95,54 +114,109 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
     _config_option(p, "--rho-head", lt, "rho_head", "SSE-SAM head radius")
     _config_option(p, "--rho-tail", lt, "rho_tail", "ImbSAM / SSE-SAM tail radius")
     _config_option(p, "--gamma", lt, "gamma", "SSE-SAM: rho_head = 0 from epoch ceil(gamma x epochs)")
-    p.add_argument("--eta", type=float, help="Tail classes have fewer than eta training samples "
-                   "(default 20 %% of the largest class).")
-    p.add_argument("--batchnorm", default=lt.batchnorm, choices=list(BATCHNORM_MODES),
-                   help="How ImbSAM / SSE-SAM group passes treat BatchNorm: auto (= batch for BatchNorm models: "
-                   "whole-batch passes, exact), batch, or group (fast: each group normalised with its own statistics; "
-                   f"see docs/optim.md). Default {lt.batchnorm}.")
+    p.add_argument(
+        "--eta",
+        type=float,
+        help="Tail classes have fewer than eta training samples " "(default 20 %% of the largest class).",
+    )
+    p.add_argument(
+        "--batchnorm",
+        default=lt.batchnorm,
+        choices=list(BATCHNORM_MODES),
+        help="How ImbSAM / SSE-SAM group passes treat BatchNorm: auto (= batch for BatchNorm models: "
+        "whole-batch passes, exact), batch, or group (fast: each group normalised with its own statistics; "
+        f"see docs/optim.md). Default {lt.batchnorm}.",
+    )
     p.add_argument("--no-augment", action="store_true", help="No random crop and flip.")
 
-    p = sub.add_parser("evaluate", help="Attack an ART PyTorchClassifier (optionally defended) with the attack suite.",
-                       description="Attack the classifier with ART's attacks, take the per-example worst case, run the "
-                       "sanity checks, and write report.json, adversarial.npz and report.png to --out.")
+    p = sub.add_parser(
+        "evaluate",
+        help="Attack an ART PyTorchClassifier (optionally defended) with the attack suite.",
+        description="Attack the classifier with ART's attacks, take the per-example worst case, run the "
+        "sanity checks, and write report.json, adversarial.npz and report.png to --out.",
+    )
     _data_arg(p, "embedded")
     p.add_argument("--model", default="fashion-mnist", help="Zoo name of the classifier (default fashion-mnist).")
-    p.add_argument("--defence", default="none", choices=list(DEFENCES),
-                   help="Preprocessing defence in front of the classifier (default none).")
-    p.add_argument("--preset", default="quick", choices=sorted(PRESET_DESCRIPTIONS),
-                   help="; ".join(f"{k}: {v}" for k, v in sorted(PRESET_DESCRIPTIONS.items()))
-                   + ". Options given explicitly override the preset.")
-    p.add_argument("--attack", "--attacks", dest="attack", action="append", metavar="NAMES",
-                   help="Comma-separated attacks (repeatable): " + ", ".join(ATTACKS)
-                   + "; 'pgd-eot' is an alias of 'pgd' (EOT applies to every gradient attack of a random defence). "
-                   "Default: the preset's (pgd).")
-    p.add_argument("--gradient", default="exact", choices=list(GRADIENT_MODES),
-                   help="Gradient the defence gives the white-box attacks (default exact); --attack bpda runs the "
-                   "BPDA reference.")
+    p.add_argument(
+        "--defence",
+        default="none",
+        choices=list(DEFENCES),
+        help="Preprocessing defence in front of the classifier (default none).",
+    )
+    p.add_argument(
+        "--preset",
+        default="quick",
+        choices=sorted(PRESET_DESCRIPTIONS),
+        help="; ".join(f"{k}: {v}" for k, v in sorted(PRESET_DESCRIPTIONS.items()))
+        + ". Options given explicitly override the preset.",
+    )
+    p.add_argument(
+        "--attack",
+        "--attacks",
+        dest="attack",
+        action="append",
+        metavar="NAMES",
+        help="Comma-separated attacks (repeatable): "
+        + ", ".join(ATTACKS)
+        + "; 'pgd-eot' is an alias of 'pgd' (EOT applies to every gradient attack of a random defence). "
+        "Default: the preset's (pgd).",
+    )
+    p.add_argument(
+        "--gradient",
+        default="exact",
+        choices=list(GRADIENT_MODES),
+        help="Gradient the defence gives the white-box attacks (default exact); --attack bpda runs the "
+        "BPDA reference.",
+    )
     p.add_argument("--eot", type=int, help="EOT samples per gradient of a random defence (preset default).")
     p.add_argument("--votes", type=int, help="Majority vote over this many purification runs (preset default).")
-    p.add_argument("--eps", type=float, default=AttackSettings.eps,
-                   help=f"l_inf budget in [0, 1] pixel units (default {AttackSettings.eps}).")
+    p.add_argument(
+        "--eps",
+        type=float,
+        default=AttackSettings.eps,
+        help=f"l_inf budget in [0, 1] pixel units (default {AttackSettings.eps}).",
+    )
     p.add_argument("--eps-step", type=float, help="l_inf step size (default: eps x the preset's step ratio).")
-    p.add_argument("--eps-l2", type=float, default=AttackSettings.eps_l2,
-                   help=f"l_2 budget of pgd-l2 (default {AttackSettings.eps_l2}).")
+    p.add_argument(
+        "--eps-l2",
+        type=float,
+        default=AttackSettings.eps_l2,
+        help=f"l_2 budget of pgd-l2 (default {AttackSettings.eps_l2}).",
+    )
     p.add_argument("--max-iter", type=int, help="Attack iterations (preset default).")
     p.add_argument("--restarts", type=int, help="Random restarts (0: PGD starts at the clean input; preset default).")
     p.add_argument("--square-queries", type=int, help="Queries of the Square attack (preset default).")
-    p.add_argument("--sanity-n", type=int, help="Examples used by the sanity checks and the eps curve (preset default).")
-    p.add_argument("--eps-curve", metavar="FACTORS", help="Extra points of the accuracy-against-eps curve as "
-                   "comma-separated multiples of eps, e.g. 0.5,2 (preset default: none for quick, 0.5,2 for paper).")
-    p.add_argument("--cascade", action="store_true", help="Run each attack only on the examples every earlier attack "
-                   "failed on (as AutoAttack does; white-box first, then bpda, then square): a worst case at a "
-                   "fraction of the cost; per-attack accuracies are cumulative.")
+    p.add_argument(
+        "--sanity-n", type=int, help="Examples used by the sanity checks and the eps curve (preset default)."
+    )
+    p.add_argument(
+        "--eps-curve",
+        metavar="FACTORS",
+        help="Extra points of the accuracy-against-eps curve as "
+        "comma-separated multiples of eps, e.g. 0.5,2 (preset default: none for quick, 0.5,2 for paper).",
+    )
+    p.add_argument(
+        "--cascade",
+        action="store_true",
+        help="Run each attack only on the examples every earlier attack "
+        "failed on (as AutoAttack does; white-box first, then bpda, then square): a worst case at a "
+        "fraction of the cost; per-attack accuracies are cumulative.",
+    )
     p.add_argument("--no-sanity", action="store_true", help="Skip the sanity checks (not recommended).")
     p.add_argument("--no-figure", action="store_true", help="Do not draw report.png.")
-    p.add_argument("--resume", action="store_true", help="Continue an interrupted evaluation from OUT/partial (the "
-                   "clean votes and every finished attack are kept there); same command otherwise.")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="Continue an interrupted evaluation from OUT/partial (the "
+        "clean votes and every finished attack are kept there); same command otherwise.",
+    )
     p.add_argument("--n", type=int, default=100, help="Number of test images (default 100).")
-    p.add_argument("--batch-size", type=int, default=AttackSettings.batch_size,
-                   help=f"Attack and purification batch size (default {AttackSettings.batch_size}).")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=AttackSettings.batch_size,
+        help=f"Attack and purification batch size (default {AttackSettings.batch_size}).",
+    )
     p.add_argument("--seed", type=int, default=0, help="Seed of every random draw (default 0).")
     p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu' or 'cuda[:N]'.")
     p.add_argument("--out", type=Path, default=Path("reports/evaluate"), help="Report directory.")
@@ -172,9 +246,14 @@ def _cmd_train_classifier(args, command: str) -> int:
 
     _set_threads(args.num_threads)
     config = ClassifierTrainConfig(
-        seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        checkpoint_every=args.checkpoint_every, diffusion_augment=args.diffusion_augment,
-        diffusion_t_min=args.diffusion_t[0], diffusion_t_max=args.diffusion_t[1],
+        seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        checkpoint_every=args.checkpoint_every,
+        diffusion_augment=args.diffusion_augment,
+        diffusion_t_min=args.diffusion_t[0],
+        diffusion_t_max=args.diffusion_t[1],
     )
     diffusion = None
     if args.diffusion_augment > 0:
@@ -183,8 +262,20 @@ def _cmd_train_classifier(args, command: str) -> int:
         diffusion = load_diffusion(args.diffusion_model)
     x, y = _load_train(args)
     x_test, y_test = load_fashion_mnist("test", source=args.data)
-    card = train_classifier(x, y, args.out, config, x_test, y_test, device=args.device, resume=args.resume,
-                            stop_after=args.stop_after, command=command, verbose=not args.quiet, diffusion=diffusion)
+    card = train_classifier(
+        x,
+        y,
+        args.out,
+        config,
+        x_test,
+        y_test,
+        device=args.device,
+        resume=args.resume,
+        stop_after=args.stop_after,
+        command=command,
+        verbose=not args.quiet,
+        diffusion=diffusion,
+    )
 
     if "interrupted_at" in card:
         print(f"stopped at step {card['interrupted_at']}; continue with --resume")
@@ -198,12 +289,25 @@ def _cmd_train_diffusion(args, command: str) -> int:
 
     _set_threads(args.num_threads)
     config = DiffusionTrainConfig(
-        seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        checkpoint_every=args.checkpoint_every, t_max=args.t_max, ema_decay=args.ema_decay,
+        seed=args.seed,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        checkpoint_every=args.checkpoint_every,
+        t_max=args.t_max,
+        ema_decay=args.ema_decay,
     )
     x, _ = _load_train(args)
-    card = train_diffusion(x, args.out, config, device=args.device, resume=args.resume, stop_after=args.stop_after,
-                           command=command, verbose=not args.quiet)
+    card = train_diffusion(
+        x,
+        args.out,
+        config,
+        device=args.device,
+        resume=args.resume,
+        stop_after=args.stop_after,
+        command=command,
+        verbose=not args.quiet,
+    )
     if "interrupted_at" in card:
         print(f"stopped at step {card['interrupted_at']}; continue with --resume")
     else:
@@ -217,34 +321,80 @@ def _cmd_train_long_tailed(args, command: str) -> int:
 
     _set_threads(args.num_threads)
     config = LongTailedTrainConfig(
-        optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        imbalance_factor=args.imbalance_factor, rho=args.rho, rho_head=args.rho_head, rho_tail=args.rho_tail,
-        gamma=args.gamma, eta=args.eta, batchnorm=args.batchnorm, seed=args.seed, augment=not args.no_augment)
+        optimizer=args.optimizer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        imbalance_factor=args.imbalance_factor,
+        rho=args.rho,
+        rho_head=args.rho_head,
+        rho_tail=args.rho_tail,
+        gamma=args.gamma,
+        eta=args.eta,
+        batchnorm=args.batchnorm,
+        seed=args.seed,
+        augment=not args.no_augment,
+    )
     x, y = _load_train(args)
     x_test, y_test = load_fashion_mnist("test", source=args.data)
-    card = train_long_tailed(x, y, args.out, config, x_test, y_test, device=args.device, resume=args.resume,
-                             verbose=not args.quiet, command=command, stop_after=args.stop_after)
+    card = train_long_tailed(
+        x,
+        y,
+        args.out,
+        config,
+        x_test,
+        y_test,
+        device=args.device,
+        resume=args.resume,
+        verbose=not args.quiet,
+        command=command,
+        stop_after=args.stop_after,
+    )
     if "interrupted_at" in card:
         print(f"stopped after epoch {card['interrupted_at']}; continue with --resume")
         return 0
     test = card["metrics"]["test"]
-    print(f"{args.optimizer}: test accuracy {test['accuracy']:.4f} (many {test['many_accuracy']:.4f}, medium "
-          f"{test['medium_accuracy']:.4f}, few {test['few_accuracy']:.4f}); artefacts in {args.out}")
+    print(
+        f"{args.optimizer}: test accuracy {test['accuracy']:.4f} (many {test['many_accuracy']:.4f}, medium "
+        f"{test['medium_accuracy']:.4f}, few {test['few_accuracy']:.4f}); artefacts in {args.out}"
+    )
     return 0
 
 
 def _cmd_evaluate(args, command: str) -> int:
     from art_purify.evaluation.command import parse_factors, run_evaluate
 
-    print(run_evaluate(
-        out=args.out, data=args.data, n=args.n, model=args.model, defence=args.defence, gradient=args.gradient,
-        seed=args.seed, device=args.device, cascade=args.cascade, sanity=not args.no_sanity,
-        figure=not args.no_figure, resume=args.resume, verbose=not args.quiet, command=command,
-        preset=args.preset, attacks=args.attack, eps=args.eps, eps_step=args.eps_step, eps_l2=args.eps_l2,
-        max_iter=args.max_iter, restarts=args.restarts, square_queries=args.square_queries,
-        batch_size=args.batch_size, eot=args.eot, votes=args.votes, sanity_n=args.sanity_n,
-        eps_curve=None if args.eps_curve is None else parse_factors(args.eps_curve),
-    ))
+    print(
+        run_evaluate(
+            out=args.out,
+            data=args.data,
+            n=args.n,
+            model=args.model,
+            defence=args.defence,
+            gradient=args.gradient,
+            seed=args.seed,
+            device=args.device,
+            cascade=args.cascade,
+            sanity=not args.no_sanity,
+            figure=not args.no_figure,
+            resume=args.resume,
+            verbose=not args.quiet,
+            command=command,
+            preset=args.preset,
+            attacks=args.attack,
+            eps=args.eps,
+            eps_step=args.eps_step,
+            eps_l2=args.eps_l2,
+            max_iter=args.max_iter,
+            restarts=args.restarts,
+            square_queries=args.square_queries,
+            batch_size=args.batch_size,
+            eot=args.eot,
+            votes=args.votes,
+            sanity_n=args.sanity_n,
+            eps_curve=None if args.eps_curve is None else parse_factors(args.eps_curve),
+        )
+    )
     return 0
 
 
@@ -252,7 +402,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``art-purify`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     command = "art-purify " + " ".join(shlex.quote(a) for a in argv)
     handlers = {
         "train-classifier": _cmd_train_classifier,

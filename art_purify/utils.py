@@ -1,4 +1,5 @@
 """Small helpers shared across the package: devices, seeded generators, machine description."""
+
 from __future__ import annotations
 
 import platform

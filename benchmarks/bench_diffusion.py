@@ -17,6 +17,7 @@ of ``--repeats`` later calls.
     python benchmarks/bench_diffusion.py --unet fashion-mnist --batch 16 --device cpu
     python benchmarks/bench_diffusion.py --unet cifar10 --batch 32 --device cuda   # 35.7 M-parameter DDPM shape
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,10 @@ GRIDS = {10: 50, 20: 100, 40: 200}  # UNet calls of the defence -> grid from t_h
 MODES = ["purify", "exact_ckpt", "exact_nockpt", "surrogate", "surrogate_grad_only", "bpda"]
 
 CIFAR10_DDPM = {  # architecture of the 35.7 M-parameter CIFAR-10 DDPM (Ho et al. 2020), random weights
-    "sample_size": 32, "in_channels": 3, "out_channels": 3, "layers_per_block": 2,
+    "sample_size": 32,
+    "in_channels": 3,
+    "out_channels": 3,
+    "layers_per_block": 2,
     "block_out_channels": [128, 256, 256, 256],
     "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
     "up_block_types": ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
@@ -72,8 +76,19 @@ def _child(args) -> dict:
     mode = args.mode
     gradient = "surrogate" if mode == "surrogate" else "exact"
     purifier = HeterogeneousDiffusionPurificationPyTorch(
-        unet, model, scheduler, t_high=200, t_low=100, jump=10, defence_grid=grid, attack_grid=10, gradient=gradient,
-        gradient_checkpointing=(mode != "exact_nockpt"), seed=0, batch_size=args.batch, device_type=args.device,
+        unet,
+        model,
+        scheduler,
+        t_high=200,
+        t_low=100,
+        jump=10,
+        defence_grid=grid,
+        attack_grid=10,
+        gradient=gradient,
+        gradient_checkpointing=(mode != "exact_nockpt"),
+        seed=0,
+        batch_size=args.batch,
+        device_type=args.device,
     )
     defence = StraightThroughPyTorch(purifier) if mode == "bpda" else purifier
     gen = torch.Generator(device=device).manual_seed(1)
@@ -87,8 +102,9 @@ def _child(args) -> dict:
         elif mode == "surrogate_grad_only":
             xg = x.clone().requires_grad_(True)
             mask = purifier._prepare(x)
-            out = heterogeneous_purify(unet, xg * 2 - 1, mask, purifier.schedule, 200, 100, 10, 10,
-                                       purifier._generator(device), True)
+            out = heterogeneous_purify(
+                unet, xg * 2 - 1, mask, purifier.schedule, 200, 100, 10, 10, purifier._generator(device), True
+            )
             loss = torch.nn.functional.cross_entropy(model(((out + 1) / 2).clamp(0, 1)), labels)
             torch.autograd.grad(loss, xg)
         else:
@@ -116,8 +132,12 @@ def _child(args) -> dict:
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
-    return {"mode": mode, "calls": args.calls, "time_s": statistics.median(times) if times else None,
-            "peak_mib": peak / 2**20}
+    return {
+        "mode": mode,
+        "calls": args.calls,
+        "time_s": statistics.median(times) if times else None,
+        "peak_mib": peak / 2**20,
+    }
 
 
 def main() -> None:
@@ -139,15 +159,30 @@ def main() -> None:
     rows = []
     for calls in args.calls:
         for mode in args.modes:
-            cmd = [sys.executable, __file__, "--unet", args.unet, "--batch", str(args.batch), "--device", args.device,
-                   "--repeats", str(args.repeats), "--threads", str(args.threads), "--calls", str(calls),
-                   "--child-mode", mode]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--unet",
+                args.unet,
+                "--batch",
+                str(args.batch),
+                "--device",
+                args.device,
+                "--repeats",
+                str(args.repeats),
+                "--threads",
+                str(args.threads),
+                "--calls",
+                str(calls),
+                "--child-mode",
+                mode,
+            ]
             row = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
             if not args.device.startswith("cuda"):
                 # glibc keeps freed heap blocks, so RSS overstates live memory after many allocations; a second
                 # process with large blocks mmap-ed (returned on free) measures the peak, the first one the time.
                 env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-                mem_cmd = cmd[:cmd.index("--repeats") + 1] + ["0"] + cmd[cmd.index("--repeats") + 2:]
+                mem_cmd = cmd[: cmd.index("--repeats") + 1] + ["0"] + cmd[cmd.index("--repeats") + 2 :]
                 out = subprocess.run(mem_cmd, check=True, capture_output=True, text=True, env=env).stdout
                 row["peak_mib_default_malloc"] = row["peak_mib"]
                 row["peak_mib"] = json.loads(out.splitlines()[-1])["peak_mib"]
@@ -161,12 +196,18 @@ def main() -> None:
         if ex and sur:
             print(f"{calls:>3} calls: exact(ckpt) / surrogate time = {ex['time_s'] / sur['time_s']:.1f}x")
         if ex and only:
-            print(f"{calls:>3} calls: exact(ckpt) / surrogate-gradient-only time = {ex['time_s'] / only['time_s']:.1f}x")
+            print(
+                f"{calls:>3} calls: exact(ckpt) / surrogate-gradient-only time = {ex['time_s'] / only['time_s']:.1f}x"
+            )
         if nock and sur and sur["peak_mib"] > 0:
-            print(f"{calls:>3} calls: exact(no ckpt) / surrogate peak memory = {nock['peak_mib'] / sur['peak_mib']:.1f}x")
+            print(
+                f"{calls:>3} calls: exact(no ckpt) / surrogate peak memory = {nock['peak_mib'] / sur['peak_mib']:.1f}x"
+            )
     lo, hi = by.get((min(args.calls), "exact_ckpt")), by.get((max(args.calls), "exact_ckpt"))
     if lo and hi and lo["peak_mib"] > 0:
-        print(f"exact(ckpt) peak memory {max(args.calls)} vs {min(args.calls)} calls: {hi['peak_mib'] / lo['peak_mib']:.2f}x")
+        print(
+            f"exact(ckpt) peak memory {max(args.calls)} vs {min(args.calls)} calls: {hi['peak_mib'] / lo['peak_mib']:.2f}x"
+        )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"args": vars(args), "rows": rows}, handle, indent=2)

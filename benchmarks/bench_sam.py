@@ -20,6 +20,7 @@ draws labels with the long-tailed class frequencies and random images (only the 
 
     python benchmarks/bench_sam.py --data /usr/share/datasets/fashion-mnist --repeats 30 --threads 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,24 +79,62 @@ def main() -> None:
             torch.manual_seed(args.seed)
             return SmallResNet().train()
 
-    names = ("sgd", "sam", "imbsam", "ssesam_phase1", "ssesam_phase2", "reference_4x", "imbsam_batch",
-             "ssesam_phase1_batch", "ssesam_phase2_batch")
+    names = (
+        "sgd",
+        "sam",
+        "imbsam",
+        "ssesam_phase1",
+        "ssesam_phase2",
+        "reference_4x",
+        "imbsam_batch",
+        "ssesam_phase1_batch",
+        "ssesam_phase2_batch",
+    )
     models = {name: model() for name in names}
     opts = {
         "sgd": torch.optim.SGD(models["sgd"].parameters(), **sgd),
         "sam": SAM(models["sam"].parameters(), torch.optim.SGD, rho=0.05, **sgd),
         "imbsam": ImbSAM(models["imbsam"].parameters(), torch.optim.SGD, class_counts=counts, eta=eta, rho=0.1, **sgd),
-        "ssesam_phase1": SSESAM(models["ssesam_phase1"].parameters(), torch.optim.SGD, class_counts=counts, eta=eta,
-                                gamma=0.7, epochs=10, **sgd),
-        "ssesam_phase2": SSESAM(models["ssesam_phase2"].parameters(), torch.optim.SGD, class_counts=counts, eta=eta,
-                                gamma=0.0, epochs=10, **sgd),
+        "ssesam_phase1": SSESAM(
+            models["ssesam_phase1"].parameters(),
+            torch.optim.SGD,
+            class_counts=counts,
+            eta=eta,
+            gamma=0.7,
+            epochs=10,
+            **sgd,
+        ),
+        "ssesam_phase2": SSESAM(
+            models["ssesam_phase2"].parameters(),
+            torch.optim.SGD,
+            class_counts=counts,
+            eta=eta,
+            gamma=0.0,
+            epochs=10,
+            **sgd,
+        ),
         "reference_4x": torch.optim.SGD(models["reference_4x"].parameters(), **sgd),
-        "imbsam_batch": ImbSAM(models["imbsam_batch"].parameters(), torch.optim.SGD, class_counts=counts, eta=eta,
-                               rho=0.1, **sgd),
-        "ssesam_phase1_batch": SSESAM(models["ssesam_phase1_batch"].parameters(), torch.optim.SGD,
-                                      class_counts=counts, eta=eta, gamma=0.7, epochs=10, **sgd),
-        "ssesam_phase2_batch": SSESAM(models["ssesam_phase2_batch"].parameters(), torch.optim.SGD,
-                                      class_counts=counts, eta=eta, gamma=0.0, epochs=10, **sgd),
+        "imbsam_batch": ImbSAM(
+            models["imbsam_batch"].parameters(), torch.optim.SGD, class_counts=counts, eta=eta, rho=0.1, **sgd
+        ),
+        "ssesam_phase1_batch": SSESAM(
+            models["ssesam_phase1_batch"].parameters(),
+            torch.optim.SGD,
+            class_counts=counts,
+            eta=eta,
+            gamma=0.7,
+            epochs=10,
+            **sgd,
+        ),
+        "ssesam_phase2_batch": SSESAM(
+            models["ssesam_phase2_batch"].parameters(),
+            torch.optim.SGD,
+            class_counts=counts,
+            eta=eta,
+            gamma=0.0,
+            epochs=10,
+            **sgd,
+        ),
     }
     assert opts["ssesam_phase1"].phase == 1 and opts["ssesam_phase2"].phase == 2
 
@@ -122,13 +161,20 @@ def main() -> None:
     median = {name: statistics.median(v) for name, v in times.items()}
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
-        "torch": torch.__version__, "data": args.data, "batch": args.batch, "repeats": args.repeats,
-        "tail_classes": opts["imbsam"].tail_classes, "eta": eta,
-        "mean_tail_share": statistics.mean(tail_share[args.warmup:]),
-        "median_s": median, "ratio_to_sgd": {name: median[name] / median["sgd"] for name in median},
+        "torch": torch.__version__,
+        "data": args.data,
+        "batch": args.batch,
+        "repeats": args.repeats,
+        "tail_classes": opts["imbsam"].tail_classes,
+        "eta": eta,
+        "mean_tail_share": statistics.mean(tail_share[args.warmup :]),
+        "median_s": median,
+        "ratio_to_sgd": {name: median[name] / median["sgd"] for name in median},
     }
-    print(f"batch {args.batch}, {args.repeats} repeats, tail classes {result['tail_classes']} (eta {eta:g}), "
-          f"mean tail share {100 * result['mean_tail_share']:.1f}%")
+    print(
+        f"batch {args.batch}, {args.repeats} repeats, tail classes {result['tail_classes']} (eta {eta:g}), "
+        f"mean tail share {100 * result['mean_tail_share']:.1f}%"
+    )
     print(f"{'variant':<22}{'median step (ms)':>18}{'x SGD':>8}")
     for name in median:
         print(f"{name:<22}{1000 * median[name]:>18.1f}{result['ratio_to_sgd'][name]:>8.2f}")

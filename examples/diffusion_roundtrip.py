@@ -5,6 +5,7 @@ and compares the shipped classifier's accuracy on the clean and on the round-tri
 
     python examples/diffusion_roundtrip.py --data auto --n 10000 --t-star 100 --steps 10 --seed 0
 """
+
 import argparse
 import json
 import time
@@ -45,13 +46,21 @@ def main():
     clean = (predict(classifier, x) == y).float().mean().item()
     after = (predict(classifier, purified) == y).float().mean().item()
     result = {
-        "n": len(y), "t_star": args.t_star, "ddim_steps": args.steps, "seed": args.seed,
-        "clean_accuracy": clean, "roundtrip_accuracy": after, "drop_points": 100 * (clean - after),
-        "l2_per_image": (purified - x).flatten(1).norm(dim=1).mean().item(), "seconds": elapsed,
+        "n": len(y),
+        "t_star": args.t_star,
+        "ddim_steps": args.steps,
+        "seed": args.seed,
+        "clean_accuracy": clean,
+        "roundtrip_accuracy": after,
+        "drop_points": 100 * (clean - after),
+        "l2_per_image": (purified - x).flatten(1).norm(dim=1).mean().item(),
+        "seconds": elapsed,
         "machine": machine_description(),
     }
-    print(f"n={len(y)}  clean {100 * clean:.2f}%  after diffuse(t={args.t_star})+DDIM({args.steps}) "
-          f"{100 * after:.2f}%  drop {result['drop_points']:.2f} points  ({elapsed:.0f}s)")
+    print(
+        f"n={len(y)}  clean {100 * clean:.2f}%  after diffuse(t={args.t_star})+DDIM({args.steps}) "
+        f"{100 * after:.2f}%  drop {result['drop_points']:.2f} points  ({elapsed:.0f}s)"
+    )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=2)

@@ -7,6 +7,7 @@ few-shot classes as mean and sample standard deviation over the seeds, in Markdo
     python examples/long_tailed.py --data /usr/share/datasets/fashion-mnist --seeds 0 1 2 --epochs 10 --out runs/lt
     python examples/long_tailed.py --out runs/lt --table-only        # only aggregate finished runs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,15 +32,20 @@ def train_missing(args) -> None:
             if (out / "model_card.json").is_file():
                 continue
             config = LongTailedTrainConfig(optimizer=name, epochs=args.epochs, seed=seed)
-            command = (f"python examples/long_tailed.py --data {args.data} --seeds {seed} --optimizers {name} "
-                       f"--epochs {args.epochs} --out {args.out}")
-            train_long_tailed(x, y, out, config, x_test, y_test, resume=(out / "checkpoint.pt").is_file(),
-                              command=command)
+            command = (
+                f"python examples/long_tailed.py --data {args.data} --seeds {seed} --optimizers {name} "
+                f"--epochs {args.epochs} --out {args.out}"
+            )
+            train_long_tailed(
+                x, y, out, config, x_test, y_test, resume=(out / "checkpoint.pt").is_file(), command=command
+            )
 
 
 def table(out: Path, optimizers, seeds) -> str:
-    lines = ["| optimiser | seeds | overall | many | medium | few | train time per run |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| optimiser | seeds | overall | many | medium | few | train time per run |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name in optimizers:
         cards = [json.loads(p.read_text()) for s in seeds if (p := out / f"{name}-s{s}" / "model_card.json").is_file()]
         if not cards:

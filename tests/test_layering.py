@@ -1,5 +1,6 @@
 """The package's layers: every import (module-level or inside a function) goes down a layer, never up or across,
 and no module imports itself back through others (no import circle)."""
+
 import ast
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def test_no_import_circle():
         stack.append(node)
         for target in sorted(graph.get(node, ())):
             if state.get(target) == "open":
-                cycles.append(" -> ".join(stack[stack.index(target):] + [target]))
+                cycles.append(" -> ".join(stack[stack.index(target) :] + [target]))
             elif target not in state:
                 visit(target)
         stack.pop()

@@ -1,4 +1,5 @@
 """Datasets: Fashion-MNIST (embedded subset, IDX files, or explicit download) and long-tailed subsampling."""
+
 from art_purify.datasets.fashion_mnist import (
     CLASSES,
     DEBIAN_DIR,

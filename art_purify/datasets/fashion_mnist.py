@@ -4,6 +4,7 @@ Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017, https://github.com/zalandoresearc
 (c) Zalando SE and released under the MIT licence. The package ships the first 1,000 test images
 (see ``docs/data.md``).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -111,7 +112,9 @@ def _load_idx_dir(directory: Path, split: str) -> Tuple[np.ndarray, np.ndarray]:
     images = read_idx(_find(directory, _FILES[split][0]))
     labels = read_idx(_find(directory, _FILES[split][1]))
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-        raise DatasetError(f"{directory}: images have shape {images.shape} and dtype {images.dtype}, not Nx28x28 uint8.")
+        raise DatasetError(
+            f"{directory}: images have shape {images.shape} and dtype {images.dtype}, not Nx28x28 uint8."
+        )
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise DatasetError(f"{directory}: {labels.shape} labels for {images.shape[0]} images.")
     if labels.size and labels.max() >= len(CLASSES):

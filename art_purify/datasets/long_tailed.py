@@ -1,4 +1,5 @@
 """Long-tailed subsampling (the exponential profile used for CIFAR-10-LT / CIFAR-100-LT)."""
+
 from __future__ import annotations
 
 from typing import Optional, Tuple

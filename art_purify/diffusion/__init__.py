@@ -1,4 +1,5 @@
 """Diffusion schedules and samplers shared by the purification defences and the trainers."""
+
 from art_purify.diffusion.sampling import (
     ddim_denoise,
     ddim_step,

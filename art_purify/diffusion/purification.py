@@ -9,6 +9,7 @@ Grids follow the papers' convention (:func:`~art_purify.diffusion.sampling.grid_
 divides the ``T`` training steps into strides ``s = T // K``; a process starting at ``t`` visits ``t, t - s, ..., 0``
 and makes one UNet call per move.
 """
+
 from __future__ import annotations
 
 from typing import Callable, List, Optional
@@ -90,7 +91,9 @@ def heterogeneous_purify(
     if t_low not in timesteps:
         raise ValueError(f"t_low={t_low} is not on the grid {timesteps[:3]}...; choose t_low a multiple of the stride.")
     if t_high + jump >= schedule.num_train_timesteps:
-        raise ValueError(f"t_high + jump = {t_high + jump} exceeds the schedule's {schedule.num_train_timesteps} steps.")
+        raise ValueError(
+            f"t_high + jump = {t_high + jump} exceeds the schedule's {schedule.num_train_timesteps} steps."
+        )
     mask = mask.to(dtype=xd.dtype).detach()
     xt = diffuse(xd, t_high, schedule, _randn_like(xd, generator))
     for t, t_next in zip(timesteps[:-1], timesteps[1:]):

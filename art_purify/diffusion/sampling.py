@@ -6,6 +6,7 @@ One grid convention: a process starting at ``t_start`` moves in equal strides ``
 ..., 0``, one noise-model call per move). The purification papers give the stride as a grid ``K`` over the ``T``
 training steps, ``s = T // K`` (:func:`grid_timesteps`).
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple, Union

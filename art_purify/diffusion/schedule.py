@@ -1,4 +1,5 @@
 """DDPM schedule tables taken from a diffusers scheduler, moved to the data's device and dtype at the point of use."""
+
 from __future__ import annotations
 
 from typing import Optional, Union

@@ -1,5 +1,6 @@
 """The training engine every trainer runs on (below ``defences`` and ``training``): the step-indexed loop with exact
 resume, and atomic checkpoint and artefact writing."""
+
 from art_purify.engine.checkpoint import load_checkpoint, save_checkpoint, save_weights, write_json
 from art_purify.engine.loop import CHECKPOINT_NAME, STATE_KEYS, batch_indices, check_out_dir, cosine_lr, run_loop
 

@@ -1,4 +1,5 @@
 """Atomic checkpoint and artefact writing."""
+
 from __future__ import annotations
 
 import json

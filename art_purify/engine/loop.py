@@ -9,6 +9,7 @@ Checkpoint names, the same for every trainer: the file ``checkpoint.pt`` (:data:
 ``wall_time_s`` and ``recent_losses`` written by the loop, and the trainer's own entries under the names of
 :data:`STATE_KEYS` (``model``, ``optimizer``, and where they exist ``ema``, ``scheduler``, ``history``).
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,6 +1,13 @@
 """Honest robustness evaluation through ART's attacks: the attack suite with EOT, BPDA and a black-box attack,
 per-example worst case, majority vote, sanity checks, JSON and PNG reports."""
-from art_purify.evaluation.attacks import ATTACKS, AttackSettings, build_attack, parse_attacks, straight_through_classifier
+
+from art_purify.evaluation.attacks import (
+    ATTACKS,
+    AttackSettings,
+    build_attack,
+    parse_attacks,
+    straight_through_classifier,
+)
 from art_purify.evaluation.defences import DEFENCES, build_defence
 from art_purify.evaluation.report import format_table, load_report, save_figure, save_report, summary_table
 from art_purify.evaluation.results import AttackOutcome, EvaluationReport, SanityCheck

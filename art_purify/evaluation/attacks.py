@@ -1,4 +1,5 @@
 """The attack set of the evaluation suite: ART's attacks by name, with EOT and BPDA through the preprocessing chain."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -82,8 +83,9 @@ def parse_attacks(names: Union[str, Sequence[str]]) -> List[str]:
                 continue
             name = ALIASES.get(name, name)
             if name not in ATTACKS:
-                raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)} "
-                                 f"(aliases: {', '.join(ALIASES)}).")
+                raise ValueError(
+                    f"unknown attack {name!r}; choose from {', '.join(ATTACKS)} " f"(aliases: {', '.join(ALIASES)})."
+                )
             wanted.append(name)
     if not wanted:
         raise ValueError("no attack given.")
@@ -94,8 +96,14 @@ def _apgd(classifier, settings: AttackSettings, loss_type: str, verbose: bool):
     from art.attacks.evasion import AutoProjectedGradientDescent
 
     return AutoProjectedGradientDescent(
-        classifier, norm=np.inf, eps=settings.eps, eps_step=settings.eps_step, max_iter=settings.max_iter,
-        nb_random_init=max(1, settings.restarts), batch_size=settings.batch_size, loss_type=loss_type,
+        classifier,
+        norm=np.inf,
+        eps=settings.eps,
+        eps_step=settings.eps_step,
+        max_iter=settings.max_iter,
+        nb_random_init=max(1, settings.restarts),
+        batch_size=settings.batch_size,
+        loss_type=loss_type,
         verbose=verbose,
     )
 
@@ -103,8 +111,16 @@ def _apgd(classifier, settings: AttackSettings, loss_type: str, verbose: bool):
 def _square(classifier, settings: AttackSettings, verbose: bool):
     from art.attacks.evasion import SquareAttack
 
-    return SquareAttack(classifier, norm=np.inf, eps=settings.eps, max_iter=settings.square_queries, p_init=0.8,
-                        nb_restarts=1, batch_size=settings.batch_size, verbose=verbose)
+    return SquareAttack(
+        classifier,
+        norm=np.inf,
+        eps=settings.eps,
+        max_iter=settings.square_queries,
+        p_init=0.8,
+        nb_restarts=1,
+        batch_size=settings.batch_size,
+        verbose=verbose,
+    )
 
 
 def _pgd(classifier, settings: AttackSettings, norm, verbose: bool, eps=None, eps_step=None, max_iter=None):
@@ -113,10 +129,14 @@ def _pgd(classifier, settings: AttackSettings, norm, verbose: bool, eps=None, ep
     if norm == 2:
         eps, eps_step = settings.eps_l2, settings.eps_step_l2
     return ProjectedGradientDescent(
-        classifier, norm=norm, eps=settings.eps if eps is None else eps,
+        classifier,
+        norm=norm,
+        eps=settings.eps if eps is None else eps,
         eps_step=settings.eps_step if eps_step is None else eps_step,
-        max_iter=settings.max_iter if max_iter is None else max_iter, num_random_init=settings.restarts,
-        batch_size=settings.batch_size, verbose=verbose,
+        max_iter=settings.max_iter if max_iter is None else max_iter,
+        num_random_init=settings.restarts,
+        batch_size=settings.batch_size,
+        verbose=verbose,
     )
 
 
@@ -140,11 +160,18 @@ def build_attack(name: str, classifier, settings: AttackSettings, verbose: bool 
         return _square(classifier, settings, verbose)
     from art.attacks.evasion import AutoAttack
 
-    return AutoAttack(classifier, norm=np.inf, eps=settings.eps, eps_step=settings.eps_step,
-                      batch_size=settings.batch_size,
-                      attacks=[_apgd(classifier, settings, "cross_entropy", False),
-                               _apgd(classifier, settings, "difference_logits_ratio", False),
-                               _square(classifier, settings, False)])
+    return AutoAttack(
+        classifier,
+        norm=np.inf,
+        eps=settings.eps,
+        eps_step=settings.eps_step,
+        batch_size=settings.batch_size,
+        attacks=[
+            _apgd(classifier, settings, "cross_entropy", False),
+            _apgd(classifier, settings, "difference_logits_ratio", False),
+            _square(classifier, settings, False),
+        ],
+    )
 
 
 def is_defence(step) -> bool:

@@ -1,5 +1,6 @@
 """``art-purify evaluate`` as a function: the shipped (or named) models, an optional defence, the attack suite, a
 table, a JSON report and a PNG figure. Keyword arguments only, so that it is callable without the command line."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -125,18 +126,51 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     x, y = x[:n], y[:n]
     net = load_classifier(model, device=dev)
     unet, scheduler = load_diffusion(model, device=dev) if defence != "none" else (None, None)
-    built = build_defence(defence, unet, scheduler, net, gradient=gradient, seed=seed,
-                          device_type="gpu" if dev.type == "cuda" else "cpu",
-                          batch_size=resolved["settings"].batch_size)
-    classifier = as_art_classifier(net, input_shape=x.shape[1:], nb_classes=len(CLASSES), device=dev,
-                                   preprocessing_defences=[built] if built is not None else None)
-    report = evaluate(classifier, x, y, resolved["attacks"], resolved["settings"], eot=resolved["eot"],
-                      votes=resolved["votes"], seed=seed, sanity=sanity, sanity_n=resolved["sanity_n"],
-                      eps_curve=resolved["eps_curve"], checkpoint_dir=out / "partial", resume=resume,
-                      verbose=verbose, cascade=cascade)
-    extra = {"command": command, "model": model, "defence": defence,
-             "gradient": gradient if built is not None else None, "preset": options.get("preset", "quick"),
-             "data": data, "seed": seed, "device": str(dev), "torch_threads": torch.get_num_threads()}
+    built = build_defence(
+        defence,
+        unet,
+        scheduler,
+        net,
+        gradient=gradient,
+        seed=seed,
+        device_type="gpu" if dev.type == "cuda" else "cpu",
+        batch_size=resolved["settings"].batch_size,
+    )
+    classifier = as_art_classifier(
+        net,
+        input_shape=x.shape[1:],
+        nb_classes=len(CLASSES),
+        device=dev,
+        preprocessing_defences=[built] if built is not None else None,
+    )
+    report = evaluate(
+        classifier,
+        x,
+        y,
+        resolved["attacks"],
+        resolved["settings"],
+        eot=resolved["eot"],
+        votes=resolved["votes"],
+        seed=seed,
+        sanity=sanity,
+        sanity_n=resolved["sanity_n"],
+        eps_curve=resolved["eps_curve"],
+        checkpoint_dir=out / "partial",
+        resume=resume,
+        verbose=verbose,
+        cascade=cascade,
+    )
+    extra = {
+        "command": command,
+        "model": model,
+        "defence": defence,
+        "gradient": gradient if built is not None else None,
+        "preset": options.get("preset", "quick"),
+        "data": data,
+        "seed": seed,
+        "device": str(dev),
+        "torch_threads": torch.get_num_threads(),
+    }
     json_path = save_report(report, out / "report.json", extra)
     np.savez_compressed(out / "adversarial.npz", x=x, y=y, **{k.replace("-", "_"): v for k, v in report.x_adv.items()})
     lines = [summary_table(report, defence), f"report: {json_path}"]

@@ -1,4 +1,5 @@
 """Building art_purify's defences by name, for the evaluation API and the command line."""
+
 from __future__ import annotations
 
 from typing import Optional

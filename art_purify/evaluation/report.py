@@ -1,4 +1,5 @@
 """Reports of the evaluation suite: a terminal table, a JSON file that loads back, and a PNG figure."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,16 @@ def summary_table(report: EvaluationReport, defence_name: str = "") -> str:
     s = report.settings
     eot = f" EOT{s['eot']}" if s["eot"] > 1 else ""
     cascade = s.get("cascade", False)
-    rows = [{"defence": defence_name, "attack": "none (clean)", "n": report.n, "votes": s["votes"],
-             "accuracy": _pct(report.clean_accuracy), "time": ""}]
+    rows = [
+        {
+            "defence": defence_name,
+            "attack": "none (clean)",
+            "n": report.n,
+            "votes": s["votes"],
+            "accuracy": _pct(report.clean_accuracy),
+            "time": "",
+        }
+    ]
     for name, outcome in report.attacks.items():
         budget = f"eps={s['eps_l2']:g}" if name == "pgd-l2" else f"eps={s['eps']:g}"
         if name == "square":
@@ -44,17 +53,33 @@ def summary_table(report: EvaluationReport, defence_name: str = "") -> str:
             detail = f"{budget} x{s['max_iter']}{eot}" + (f" R{s['restarts']}" if s["restarts"] else "")
         if outcome.attacked is not None:
             detail += f" (ran on {sum(outcome.attacked)})"
-        rows.append({"defence": defence_name, "attack": f"{outcome.label} {detail}", "n": report.n,
-                     "votes": s["votes"], "accuracy": _pct(outcome.robust_accuracy) + (" (cumulative)" if cascade
-                                                                                      else ""),
-                     "time": f"{outcome.time_s:.0f}s"})
-    rows.append({"defence": defence_name, "attack": "worst case over all attacks", "n": report.n, "votes": s["votes"],
-                 "accuracy": _pct(report.robust_accuracy), "time": f"{report.time_s:.0f}s"})
+        rows.append(
+            {
+                "defence": defence_name,
+                "attack": f"{outcome.label} {detail}",
+                "n": report.n,
+                "votes": s["votes"],
+                "accuracy": _pct(outcome.robust_accuracy) + (" (cumulative)" if cascade else ""),
+                "time": f"{outcome.time_s:.0f}s",
+            }
+        )
+    rows.append(
+        {
+            "defence": defence_name,
+            "attack": "worst case over all attacks",
+            "n": report.n,
+            "votes": s["votes"],
+            "accuracy": _pct(report.robust_accuracy),
+            "time": f"{report.time_s:.0f}s",
+        }
+    )
     lines = [format_table(rows)]
     if report.checks:
         passed = sum(c.passed is True for c in report.checks)
-        lines.append(f"sanity checks: {passed} passed, {len(report.warnings)} warnings, "
-                     f"{sum(c.passed is None for c in report.checks)} not applicable")
+        lines.append(
+            f"sanity checks: {passed} passed, {len(report.warnings)} warnings, "
+            f"{sum(c.passed is None for c in report.checks)} not applicable"
+        )
         for check in report.warnings:
             lines.append(f"WARNING [{check.name}] {check.detail}")
     return "\n".join(lines)
@@ -67,10 +92,18 @@ def save_report(report: EvaluationReport, path: Union[str, Path], extra: Optiona
     from art_purify import __version__
     from art_purify.utils import machine_description
 
-    data = {"report_version": REPORT_VERSION, **(extra or {}),
-            "versions": {"art_purify": __version__, "art": art.__version__, "torch": torch.__version__,
-                         "numpy": np.__version__},
-            "machine": machine_description(), "evaluation": report.to_json()}
+    data = {
+        "report_version": REPORT_VERSION,
+        **(extra or {}),
+        "versions": {
+            "art_purify": __version__,
+            "art": art.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
+        "machine": machine_description(),
+        "evaluation": report.to_json(),
+    }
     path = Path(path)
     path.write_text(json.dumps(_no_nan(data), indent=2, allow_nan=False) + "\n")
     return path
@@ -116,8 +149,15 @@ def _show(ax, image: np.ndarray, title: str, cmap="gray", vmin=0.0, vmax=1.0):
     return shown
 
 
-def save_figure(report: EvaluationReport, classifier, x: np.ndarray, path: Union[str, Path],
-                class_names: Optional[Sequence[str]] = None, n_examples: int = 4, title: str = "") -> Path:
+def save_figure(
+    report: EvaluationReport,
+    classifier,
+    x: np.ndarray,
+    path: Union[str, Path],
+    class_names: Optional[Sequence[str]] = None,
+    n_examples: int = 4,
+    title: str = "",
+) -> Path:
     """
     A PNG figure: for a few examples (those the attacks broke first) the clean image, the adversarial image of the
     first attack that broke it, the perturbation, the purified adversarial image and, for a defence that exposes them
@@ -131,8 +171,13 @@ def save_figure(report: EvaluationReport, classifier, x: np.ndarray, path: Union
     names = list(report.attacks)
     labels = np.asarray(report.labels)
     robust = np.asarray(report.robust)
-    order = np.concatenate([np.flatnonzero(np.asarray(report.clean_correct) & ~robust), np.flatnonzero(robust),
-                            np.flatnonzero(~np.asarray(report.clean_correct))])[:n_examples]
+    order = np.concatenate(
+        [
+            np.flatnonzero(np.asarray(report.clean_correct) & ~robust),
+            np.flatnonzero(robust),
+            np.flatnonzero(~np.asarray(report.clean_correct)),
+        ]
+    )[:n_examples]
     lo, hi = report.settings["clip_values"]
 
     def name_of(c: int) -> str:
@@ -149,16 +194,21 @@ def save_figure(report: EvaluationReport, classifier, x: np.ndarray, path: Union
 
     defence = next(iter(defences_of(classifier)), None)
     has_maps = defence is not None and hasattr(defence, "saliency_mask") and hasattr(defence, "noise_level_map")
-    columns = ["clean", "adversarial", "perturbation"] + (["purified adv."] if defence is not None else []) + (
-        ["saliency mask", "noise level t"] if has_maps else [])
+    columns = (
+        ["clean", "adversarial", "perturbation"]
+        + (["purified adv."] if defence is not None else [])
+        + (["saliency mask", "noise level t"] if has_maps else [])
+    )
     rows = max(len(order), 1)
     fig = plt.figure(figsize=(2.0 * len(columns) + 4.5, 2.1 * rows + 0.6))
     grid = fig.add_gridspec(rows, len(columns) + 2)
     for r, i in enumerate(order):
         name, x_adv = adversarial(int(i))
         batch = np.stack([x[i], x_adv]).astype(np.float32)
-        panels = [(x[i], f"clean (true {name_of(labels[i])})\npredicted {name_of(report.clean_prediction[i])}"),
-                  (x_adv, f"adversarial ({name})\npredicted {name_of(report.attacks[name].prediction[i])}")]
+        panels = [
+            (x[i], f"clean (true {name_of(labels[i])})\npredicted {name_of(report.clean_prediction[i])}"),
+            (x_adv, f"adversarial ({name})\npredicted {name_of(report.attacks[name].prediction[i])}"),
+        ]
         delta = x_adv - x[i]
         scale = max(float(np.abs(delta).max()), 1e-12)
         panels.append((delta / (2 * scale) + 0.5, f"perturbation (max {scale:.3g})"))
@@ -169,19 +219,26 @@ def save_figure(report: EvaluationReport, classifier, x: np.ndarray, path: Union
         if has_maps:
             mask = defence.saliency_mask(batch[1:]).numpy()[0]
             level = defence.noise_level_map(batch[1:]).numpy()[0]
-            _show(fig.add_subplot(grid[r, len(panels)]), mask, f"saliency mask\n(white: {100 * mask.mean():.0f}% salient)")
+            _show(
+                fig.add_subplot(grid[r, len(panels)]), mask, f"saliency mask\n(white: {100 * mask.mean():.0f}% salient)"
+            )
             t_max = max(float(getattr(defence, "t_high", level.max())), 1.0)
             level_ax = fig.add_subplot(grid[r, len(panels) + 1])
             shown = _show(level_ax, level, "noise level t", cmap="magma", vmin=0.0, vmax=t_max)
             bar = fig.colorbar(shown, ax=level_ax, fraction=0.046, pad=0.04, ticks=np.unique(level)[:4])
             bar.ax.tick_params(labelsize=7)
-    ax = fig.add_subplot(grid[:, len(columns):])
+    ax = fig.add_subplot(grid[:, len(columns) :])
     if report.eps_curve:
         eps = [p["eps"] for p in report.eps_curve]
         acc = [100 * p["robust_accuracy"] for p in report.eps_curve]
         ax.plot(eps, acc, "o-", label=f"{report.eps_curve[0]['attack']} on first {report.eps_curve[0]['n']}")
-    ax.plot([0.0, report.settings["eps"]], [100 * report.clean_accuracy, 100 * report.robust_accuracy], "s",
-            color="C3", label=f"all attacks, n={report.n}")
+    ax.plot(
+        [0.0, report.settings["eps"]],
+        [100 * report.clean_accuracy, 100 * report.robust_accuracy],
+        "s",
+        color="C3",
+        label=f"all attacks, n={report.n}",
+    )
     ax.set_xlabel("l_inf eps")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(-2, 102)
@@ -189,10 +246,16 @@ def save_figure(report: EvaluationReport, classifier, x: np.ndarray, path: Union
     ax.legend(fontsize=8)
     ax.set_title("accuracy against eps", fontsize=9)
     warnings = report.warnings
-    fig.suptitle((title + "  " if title else "") + (f"{len(warnings)} sanity warning(s): "
-                                                     + ", ".join(c.name for c in warnings) if warnings else
-                                                     "sanity checks: no warnings" if report.checks else ""),
-                 fontsize=10, color="C3" if warnings else "black")
+    fig.suptitle(
+        (title + "  " if title else "")
+        + (
+            f"{len(warnings)} sanity warning(s): " + ", ".join(c.name for c in warnings)
+            if warnings
+            else "sanity checks: no warnings" if report.checks else ""
+        ),
+        fontsize=10,
+        color="C3" if warnings else "black",
+    )
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)

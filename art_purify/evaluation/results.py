@@ -1,4 +1,5 @@
 """What an evaluation measured: per-attack outcomes, sanity checks and the whole report (JSON-ready)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

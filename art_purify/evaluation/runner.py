@@ -1,4 +1,5 @@
 """Running ART attacks and majority votes with an evaluation's seeds, EOT and votes."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,9 @@ class AttackRunner:
     def vote(self, x: np.ndarray, key: str) -> Tuple[np.ndarray, np.ndarray]:
         """Majority-vote prediction and vote margin of ``x`` in phase ``key``."""
         with seeded_phase(self.classifier, self.seed, key):
-            prediction, margin, _ = majority_vote(self.classifier, x, self.votes, self.settings.batch_size,
-                                                  self.verbose)
+            prediction, margin, _ = majority_vote(
+                self.classifier, x, self.votes, self.settings.batch_size, self.verbose
+            )
         return prediction, margin
 
     def attack(  # pylint: disable=too-many-arguments
@@ -66,8 +68,12 @@ def replace_settings(settings: AttackSettings, eps: float, max_iter: Optional[in
     """The same settings at another l_inf eps (step scaled in proportion) and optionally another iteration count."""
     assert settings.eps_step is not None  # set by AttackSettings.__post_init__
     ratio = settings.eps_step / settings.eps
-    return dataclasses.replace(settings, eps=float(eps), eps_step=float(eps) * ratio,
-                               max_iter=settings.max_iter if max_iter is None else int(max_iter))
+    return dataclasses.replace(
+        settings,
+        eps=float(eps),
+        eps_step=float(eps) * ratio,
+        max_iter=settings.max_iter if max_iter is None else int(max_iter),
+    )
 
 
 def primary_gradient_attack(names: Sequence[str]) -> str:

@@ -14,6 +14,7 @@ Checks 2, 3 and 5 and the accuracy-against-eps curve (0, eps, the whole data ran
 of eps) run on the first ``sanity_n`` examples with l_inf PGD (real gradient, same EOT, votes and step ratio as the
 run).
 """
+
 from __future__ import annotations
 
 from typing import List, Optional
@@ -52,12 +53,24 @@ def run_sanity_checks(report: EvaluationReport, runner: AttackRunner, xs: np.nda
     elif not gradient_attacks:
         checks.append(SanityCheck("randomness", None, "random defence; no gradient attack in this run"))
     elif runner.eot <= 1:
-        checks.append(SanityCheck("randomness", False, "the defence is random (two predictions of the same inputs "
-                                  "differ) but each attack gradient is a single sample: use EOT (eot > 1)"))
+        checks.append(
+            SanityCheck(
+                "randomness",
+                False,
+                "the defence is random (two predictions of the same inputs "
+                "differ) but each attack gradient is a single sample: use EOT (eot > 1)",
+            )
+        )
     else:
-        checks.append(SanityCheck("randomness", True, f"random defence; gradients averaged over {runner.eot} EOT "
-                                  "samples, predictions by majority vote over "
-                                  f"{runner.votes} runs"))
+        checks.append(
+            SanityCheck(
+                "randomness",
+                True,
+                f"random defence; gradients averaged over {runner.eot} EOT "
+                "samples, predictions by majority vote over "
+                f"{runner.votes} runs",
+            )
+        )
 
     # 2. zero or NaN gradients of the true-class logit
     with seeded_phase(runner.classifier, runner.seed, "sanity/gradients"):
@@ -66,12 +79,23 @@ def run_sanity_checks(report: EvaluationReport, runner: AttackRunner, xs: np.nda
     bad = ~np.isfinite(grads).all(axis=1)
     zero = ~bad & (np.abs(grads).max(axis=1) == 0)
     if bad.any() or zero.any():
-        checks.append(SanityCheck("gradients", False, f"input gradients of the true-class logit are NaN/inf on "
-                                  f"{int(bad.sum())} and exactly zero on {int(zero.sum())} of {m} examples: the "
-                                  "defence masks gradients (use BPDA or a surrogate gradient)"))
+        checks.append(
+            SanityCheck(
+                "gradients",
+                False,
+                f"input gradients of the true-class logit are NaN/inf on "
+                f"{int(bad.sum())} and exactly zero on {int(zero.sum())} of {m} examples: the "
+                "defence masks gradients (use BPDA or a surrogate gradient)",
+            )
+        )
     else:
-        checks.append(SanityCheck("gradients", True, f"finite and non-zero on all {m} examples (median |g|_1 "
-                                  f"{np.median(np.abs(grads).sum(1)):.3g})"))
+        checks.append(
+            SanityCheck(
+                "gradients",
+                True,
+                f"finite and non-zero on all {m} examples (median |g|_1 " f"{np.median(np.abs(grads).sum(1)):.3g})",
+            )
+        )
     _tick(bar)
 
     # the l_inf PGD runs on the subset: eps curve, more-iterations check, large-eps check
@@ -114,10 +138,20 @@ def run_sanity_checks(report: EvaluationReport, runner: AttackRunner, xs: np.nda
         short = pgd_acc(settings.eps, short_iter)
         tol = tolerance(random, m)
         ok = at_eps <= short + tol
-        checks.append(SanityCheck("iterations", ok, f"{kind} on {m} examples: {_pct(short)} after {short_iter} "
-                                  f"iterations, {_pct(at_eps)} after {settings.max_iter}"
-                                  + ("" if ok else ": more iterations made the attack weaker (noisy or masked "
-                                     "gradients, or a step size too large)")))
+        checks.append(
+            SanityCheck(
+                "iterations",
+                ok,
+                f"{kind} on {m} examples: {_pct(short)} after {short_iter} "
+                f"iterations, {_pct(at_eps)} after {settings.max_iter}"
+                + (
+                    ""
+                    if ok
+                    else ": more iterations made the attack weaker (noisy or masked "
+                    "gradients, or a step size too large)"
+                ),
+            )
+        )
     _tick(bar)
 
     # 4. black-box must not beat white-box
@@ -132,19 +166,34 @@ def run_sanity_checks(report: EvaluationReport, runner: AttackRunner, xs: np.nda
             white_robust = np.all([np.asarray(report.attacks[n].robust) for n in white], axis=0)
             only = int(np.sum(~np.asarray(square.robust) & white_robust))
             ok = square.robust_accuracy >= best - tol
-            detail = (f"Square {_pct(square.robust_accuracy)} vs best white-box {_pct(best)}; Square alone broke "
-                      f"{only} examples")
-        checks.append(SanityCheck("black-box", ok, detail + ("" if ok is not False else ": the gradient attacks "
-                                                              "are being misled")))
+            detail = (
+                f"Square {_pct(square.robust_accuracy)} vs best white-box {_pct(best)}; Square alone broke "
+                f"{only} examples"
+            )
+        checks.append(
+            SanityCheck(
+                "black-box", ok, detail + ("" if ok is not False else ": the gradient attacks " "are being misled")
+            )
+        )
     else:
         checks.append(SanityCheck("black-box", None, "needs square and a white-box attack in the run"))
 
     # 5. a large eps drives accuracy to about 0
     limit = max(LARGE_EPS_MAX_ACCURACY, 1.0 / m)
     ok = large <= limit
-    checks.append(SanityCheck("large-eps", ok, f"{kind} at eps = {full:g} (the whole data range): {_pct(large)} "
-                              f"on {m} examples" + ("" if ok else f", above {_pct(limit)}: the attack cannot "
-                                                    "follow the defended model (gradient masking)")))
+    checks.append(
+        SanityCheck(
+            "large-eps",
+            ok,
+            f"{kind} at eps = {full:g} (the whole data range): {_pct(large)} "
+            f"on {m} examples"
+            + (
+                ""
+                if ok
+                else f", above {_pct(limit)}: the attack cannot " "follow the defended model (gradient masking)"
+            ),
+        )
+    )
 
     # 6. BPDA must not beat the real gradient
     if "bpda" in report.attacks and white:
@@ -155,8 +204,18 @@ def run_sanity_checks(report: EvaluationReport, runner: AttackRunner, xs: np.nda
             best = min(white.values())
             ok = bpda.robust_accuracy >= best - tol
             detail = f"BPDA {_pct(bpda.robust_accuracy)} vs best real-gradient attack {_pct(best)}"
-        checks.append(SanityCheck("bpda", ok, detail + ("" if ok is not False else ": the identity gradient beats "
-                                                        "the real one (masked or obfuscated gradients)")))
+        checks.append(
+            SanityCheck(
+                "bpda",
+                ok,
+                detail
+                + (
+                    ""
+                    if ok is not False
+                    else ": the identity gradient beats " "the real one (masked or obfuscated gradients)"
+                ),
+            )
+        )
     else:
         checks.append(SanityCheck("bpda", None, "needs bpda and a white-box attack in the run"))
     report.checks = checks
@@ -190,8 +249,10 @@ def _beyond(outcome, report: EvaluationReport, runner: AttackRunner, tol: float,
     ok = bool(excess <= allowed)
     detail = f"{label} broke {broken} of the {k} examples {earlier} failed on"
     if report.random_defence:
-        detail += (f"; a fresh vote on their {first} inputs flips {chance} by chance ({max(excess, 0)} beyond "
-                   f"chance, {allowed:.1f} allowed: {_pct(tol)} of {n} plus two standard deviations)")
+        detail += (
+            f"; a fresh vote on their {first} inputs flips {chance} by chance ({max(excess, 0)} beyond "
+            f"chance, {allowed:.1f} allowed: {_pct(tol)} of {n} plus two standard deviations)"
+        )
     else:
         detail += f" ({_pct(broken / n)} of {n}; tolerance {_pct(tol)})"
     return ok, detail

@@ -11,6 +11,7 @@ are restored afterwards), and ART's attacks, which draw from numpy's global gene
 state seeded for the phase and restored afterwards; torch's global generator is forked. The caller's random state
 is left as it was.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """The on-disk store of finished evaluation phases, for ``resume``, and the fingerprint that guards it."""
+
 from __future__ import annotations
 
 import hashlib

@@ -6,6 +6,7 @@ Reproducibility: every phase (clean votes, each attack, each sanity run) runs wi
 the phase's name (:mod:`art_purify.evaluation.seeding`), and the caller's random state is left as it was, so the same
 seed gives the same per-example outcomes on the same device.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,10 +29,28 @@ logger = logging.getLogger(__name__)
 #: Presets: ``quick`` fits a few minutes on a 2-core CPU; ``paper`` is Lee & Kim's protocol (200 iterations x 20 EOT
 #: samples, step 0.007 at eps 8/255, scaled to the chosen eps, majority vote over 20 purifications).
 PRESETS: Dict[str, Dict] = {
-    "quick": {"max_iter": 10, "eot": 2, "votes": 3, "restarts": 0, "step_ratio": 0.25, "attacks": ["pgd"],
-              "sanity_n": 8, "square_queries": 50, "eps_curve": ()},
-    "paper": {"max_iter": 200, "eot": 20, "votes": 20, "restarts": 0, "step_ratio": 0.007 / (8 / 255),
-              "attacks": ["pgd"], "sanity_n": 32, "square_queries": 1000, "eps_curve": (0.5, 2.0)},
+    "quick": {
+        "max_iter": 10,
+        "eot": 2,
+        "votes": 3,
+        "restarts": 0,
+        "step_ratio": 0.25,
+        "attacks": ["pgd"],
+        "sanity_n": 8,
+        "square_queries": 50,
+        "eps_curve": (),
+    },
+    "paper": {
+        "max_iter": 200,
+        "eot": 20,
+        "votes": 20,
+        "restarts": 0,
+        "step_ratio": 0.007 / (8 / 255),
+        "attacks": ["pgd"],
+        "sanity_n": 32,
+        "square_queries": 1000,
+        "eps_curve": (0.5, 2.0),
+    },
 }
 #: One line per preset, for ``--help``.
 PRESET_DESCRIPTIONS: Dict[str, str] = {
@@ -136,8 +155,9 @@ def evaluate(
         raise ValueError(f"eps_curve must hold positive multiples of eps, got {tuple(eps_curve)!r}.")
     steps = len(names) + 1 + (4 if sanity else 0)
     bar = tqdm(total=steps, desc="evaluate", disable=not verbose, leave=False)
-    store = PhaseStore(checkpoint_dir, fingerprint(x, y, names, settings, eot, votes, seed, classifier, cascade),
-                       resume)
+    store = PhaseStore(
+        checkpoint_dir, fingerprint(x, y, names, settings, eot, votes, seed, classifier, cascade), resume
+    )
     carried = 0.0  # seconds spent on the phases loaded from the checkpoint, so that time_s is the whole run's
     saved = store.load("clean")
     if saved is None:
@@ -163,16 +183,29 @@ def evaluate(
                 x_adv[todo] = runner.attack(name, x[todo], y[todo], f"attack/{name}")
                 prediction[todo], margin[todo] = runner.vote(x_adv[todo], f"vote/{name}")
             elapsed = time.time() - t0
-            store.save(name, x_adv=x_adv, prediction=prediction, margin=margin, time_s=np.float64(elapsed),
-                       attacked=todo)
+            store.save(
+                name, x_adv=x_adv, prediction=prediction, margin=margin, time_s=np.float64(elapsed), attacked=todo
+            )
         else:  # done before an interruption
-            x_adv, prediction, margin, elapsed = (saved["x_adv"], saved["prediction"], saved["margin"],
-                                                  float(saved["time_s"]))
+            x_adv, prediction, margin, elapsed = (
+                saved["x_adv"],
+                saved["prediction"],
+                saved["margin"],
+                float(saved["time_s"]),
+            )
             carried += elapsed
         robust = clean_correct & todo & (prediction == y)
         robust_so_far &= robust
-        outcomes[name] = AttackOutcome(name, LABELS[name], prediction.tolist(), margin.tolist(), robust.tolist(),
-                                       float(robust.mean()), elapsed, todo.tolist() if cascade else None)
+        outcomes[name] = AttackOutcome(
+            name,
+            LABELS[name],
+            prediction.tolist(),
+            margin.tolist(),
+            robust.tolist(),
+            float(robust.mean()),
+            elapsed,
+            todo.tolist() if cascade else None,
+        )
         x_adv_all[name] = x_adv
         bar.update()
     robust_all = clean_correct.copy()
@@ -180,20 +213,35 @@ def evaluate(
         robust_all &= np.asarray(outcome.robust)
 
     report = EvaluationReport(
-        n=len(y), labels=y.tolist(),
-        settings={"attacks": names, **settings.to_json(), "eot": eff_eot, "votes": eff_votes, "eot_requested": eot,
-                  "votes_requested": votes, "seed": seed, "sanity_n": min(sanity_n, len(y)),
-                  "eps_curve_factors": [float(f) for f in eps_curve],
-                  "cascade": bool(cascade), "clip_values": [lo, hi], "defences": [type(d).__name__ for d in defences_of(classifier)],
-                  "defence_params": [params_of(d) for d in defences_of(classifier)]},
-        random_defence=random, clean_prediction=clean_pred.tolist(), clean_vote_margin=clean_margin.tolist(),
-        clean_correct=clean_correct.tolist(), clean_accuracy=float(clean_correct.mean()), attacks=outcomes,
-        robust=robust_all.tolist(), robust_accuracy=float(robust_all.mean()), x_adv=x_adv_all,
+        n=len(y),
+        labels=y.tolist(),
+        settings={
+            "attacks": names,
+            **settings.to_json(),
+            "eot": eff_eot,
+            "votes": eff_votes,
+            "eot_requested": eot,
+            "votes_requested": votes,
+            "seed": seed,
+            "sanity_n": min(sanity_n, len(y)),
+            "eps_curve_factors": [float(f) for f in eps_curve],
+            "cascade": bool(cascade),
+            "clip_values": [lo, hi],
+            "defences": [type(d).__name__ for d in defences_of(classifier)],
+            "defence_params": [params_of(d) for d in defences_of(classifier)],
+        },
+        random_defence=random,
+        clean_prediction=clean_pred.tolist(),
+        clean_vote_margin=clean_margin.tolist(),
+        clean_correct=clean_correct.tolist(),
+        clean_accuracy=float(clean_correct.mean()),
+        attacks=outcomes,
+        robust=robust_all.tolist(),
+        robust_accuracy=float(robust_all.mean()),
+        x_adv=x_adv_all,
     )
     if sanity:
         run_sanity_checks(report, runner, x[:sanity_n], y[:sanity_n], bar)
     bar.close()
     report.time_s = time.time() - t_start + carried
     return report
-
-

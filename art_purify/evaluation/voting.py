@@ -1,4 +1,5 @@
 """Majority-vote prediction over several runs of a stochastic defence (the heterogeneous paper's protocol)."""
+
 from __future__ import annotations
 
 from typing import Tuple

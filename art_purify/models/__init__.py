@@ -1,4 +1,5 @@
 """Models: the small ResNet classifier and the diffusers UNet / DDPM schedule configuration."""
+
 from art_purify.models.classifier import BasicBlock, SmallResNet
 from art_purify.models.wrapping import as_art_classifier
 from art_purify.models.unet import DDPM_SCHEDULE, build_scheduler, build_unet, fashion_mnist_unet_config

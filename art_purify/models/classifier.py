@@ -1,4 +1,5 @@
 """A small pre-activation-free ResNet for 1x28x28 images whose four stages are named modules."""
+
 from __future__ import annotations
 
 from typing import Dict, Sequence, Tuple

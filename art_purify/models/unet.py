@@ -1,4 +1,5 @@
 """The diffusers UNet configuration and DDPM schedule used for Fashion-MNIST purification."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional

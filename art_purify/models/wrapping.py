@@ -1,4 +1,5 @@
 """Wrapping any torch classifier (ours or a user's) in ART's PyTorchClassifier: below training and evaluation."""
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple, Union

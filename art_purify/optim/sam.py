@@ -27,6 +27,7 @@ the gradients itself before each call. :func:`make_closure` builds one from a mo
 BatchNorm running statistics untouched during perturbed passes, the usual SAM practice. SAM also accepts a plain
 ``closure()`` that forwards the whole batch.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -74,8 +75,10 @@ class SAM(torch.optim.Optimizer):
         rho = _check_non_negative("rho", rho)
         if isinstance(base_optimizer, torch.optim.Optimizer):
             if kwargs:
-                raise ValueError(f"base optimiser options {sorted(kwargs)} given with an optimiser instance; set them "
-                                 "on the instance instead.")
+                raise ValueError(
+                    f"base optimiser options {sorted(kwargs)} given with an optimiser instance; set them "
+                    "on the instance instead."
+                )
             base = base_optimizer
             if params is not None:
                 given = {id(p) for p in params}
@@ -87,8 +90,9 @@ class SAM(torch.optim.Optimizer):
                 raise ValueError("params is required when base_optimizer is a class.")
             base = base_optimizer(params, **kwargs)
         else:
-            raise ValueError(f"base_optimizer must be a torch.optim.Optimizer class or instance, got "
-                             f"{base_optimizer!r}.")
+            raise ValueError(
+                f"base_optimizer must be a torch.optim.Optimizer class or instance, got " f"{base_optimizer!r}."
+            )
         super().__init__(base.param_groups, dict(base.defaults, **self._group_defaults(rho)))
         self.base_optimizer = base
         self.param_groups = base.param_groups
@@ -116,8 +120,7 @@ class SAM(torch.optim.Optimizer):
         if grads is None:
             grads = [p.grad for p in params]
         present = [g for g in grads if g is not None]
-        norm = (torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in present]))
-                if present else 0.0)
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in present])) if present else 0.0
         scale = rho / (norm + 1e-12)
         for p, g in zip(params, grads):
             if g is None:
@@ -171,8 +174,10 @@ class SAM(torch.optim.Optimizer):
         self._closure_args = _accepts_arguments(closure)
         groups = self._groups(targets)
         if not self._closure_args and (len(groups) > 1 or groups[0][0] is not None):
-            raise ValueError(f"{type(self).__name__} forwards sample groups separately: the closure must accept "
-                             "(index, perturbed); see art_purify.optim.make_closure.")
+            raise ValueError(
+                f"{type(self).__name__} forwards sample groups separately: the closure must accept "
+                "(index, perturbed); see art_purify.optim.make_closure."
+            )
         params = self._params()
         if all(rho == 0 for _, rho in groups):  # no perturbation: one pass over the whole batch, the base step
             loss = self._call(closure, None, False)
@@ -234,10 +239,15 @@ class _GroupSAM(SAM):
         eta = _check_non_negative("eta", eta)
         if class_counts is not None:
             counts = torch.as_tensor(class_counts)
-            if counts.ndim != 1 or counts.numel() < 2 or torch.is_floating_point(counts) and not torch.equal(
-                    counts, counts.round()):
-                raise ValueError(f"class_counts must be one integer count per class (at least 2 classes), got "
-                                 f"{class_counts!r}.")
+            if (
+                counts.ndim != 1
+                or counts.numel() < 2
+                or torch.is_floating_point(counts)
+                and not torch.equal(counts, counts.round())
+            ):
+                raise ValueError(
+                    f"class_counts must be one integer count per class (at least 2 classes), got " f"{class_counts!r}."
+                )
             if (counts < 0).any():
                 raise ValueError("class_counts must not be negative.")
             self.num_classes = int(counts.numel())
@@ -254,8 +264,10 @@ class _GroupSAM(SAM):
         super().__init__(params, base_optimizer, **kwargs)
 
     def first_step(self, zero_grad: bool = False) -> None:
-        raise RuntimeError(f"{type(self).__name__} perturbs the head and tail groups separately: use "
-                           "step(closure, targets=labels) (see art_purify.optim.make_closure).")
+        raise RuntimeError(
+            f"{type(self).__name__} perturbs the head and tail groups separately: use "
+            "step(closure, targets=labels) (see art_purify.optim.make_closure)."
+        )
 
     @property
     def tail_classes(self) -> List[int]:
@@ -269,10 +281,12 @@ class _GroupSAM(SAM):
         if targets is None:
             raise ValueError(f"{type(self).__name__}.step needs targets (the batch labels) to split head and tail.")
         targets = torch.as_tensor(targets).detach().flatten().cpu().long()
-        if targets.numel() and (targets.min() < 0 or (self.num_classes is not None and
-                                                       targets.max() >= self.num_classes)):
-            raise ValueError(f"targets hold class {int(targets.max())} but class_counts has {self.num_classes} "
-                             "classes.")
+        if targets.numel() and (
+            targets.min() < 0 or (self.num_classes is not None and targets.max() >= self.num_classes)
+        ):
+            raise ValueError(
+                f"targets hold class {int(targets.max())} but class_counts has {self.num_classes} " "classes."
+            )
         mask = self.tail_mask
         in_range = targets < mask.numel()
         is_tail = torch.zeros_like(targets, dtype=torch.bool)
@@ -295,10 +309,19 @@ class ImbSAM(_GroupSAM):
     | Paper link: https://arxiv.org/abs/2308.07815
     """
 
-    def __init__(self, params, base_optimizer, class_counts=None, tail_classes=None, eta: float = 100,
-                 rho: float = 0.05, **kwargs):
-        super().__init__(params, base_optimizer, class_counts=class_counts, tail_classes=tail_classes, eta=eta,
-                         rho=rho, **kwargs)
+    def __init__(
+        self,
+        params,
+        base_optimizer,
+        class_counts=None,
+        tail_classes=None,
+        eta: float = 100,
+        rho: float = 0.05,
+        **kwargs,
+    ):
+        super().__init__(
+            params, base_optimizer, class_counts=class_counts, tail_classes=tail_classes, eta=eta, rho=rho, **kwargs
+        )
 
     def _rhos(self) -> Tuple[float, float]:
         return 0.0, float(self.param_groups[0]["rho"])
@@ -316,17 +339,39 @@ class SSESAM(_GroupSAM):
     | Paper link: https://arxiv.org/abs/2412.13715
     """
 
-    def __init__(self, params, base_optimizer, class_counts=None, tail_classes=None, eta: float = 100,
-                 rho_head: float = 0.05, rho_tail: float = 0.1, gamma: float = 0.7, epochs: int = 200, **kwargs):
+    def __init__(
+        self,
+        params,
+        base_optimizer,
+        class_counts=None,
+        tail_classes=None,
+        eta: float = 100,
+        rho_head: float = 0.05,
+        rho_tail: float = 0.1,
+        gamma: float = 0.7,
+        epochs: int = 200,
+        **kwargs,
+    ):
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must lie in [0, 1], got {gamma!r}.")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
-        self._init = {"rho_head": _check_non_negative("rho_head", rho_head),
-                      "rho_tail": _check_non_negative("rho_tail", rho_tail), "gamma": float(gamma),
-                      "epochs": int(epochs), "epoch": 0}
-        super().__init__(params, base_optimizer, class_counts=class_counts, tail_classes=tail_classes, eta=eta,
-                         rho=rho_tail, **kwargs)
+        self._init = {
+            "rho_head": _check_non_negative("rho_head", rho_head),
+            "rho_tail": _check_non_negative("rho_tail", rho_tail),
+            "gamma": float(gamma),
+            "epochs": int(epochs),
+            "epoch": 0,
+        }
+        super().__init__(
+            params,
+            base_optimizer,
+            class_counts=class_counts,
+            tail_classes=tail_classes,
+            eta=eta,
+            rho=rho_tail,
+            **kwargs,
+        )
 
     def _group_defaults(self, rho: float) -> Dict:
         return dict(self._init)
@@ -368,8 +413,7 @@ class _FrozenBatchNorm:
         self.layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
     def __enter__(self):
-        self.saved = [{k: getattr(m, k) for k in self.BUFFERS if getattr(m, k, None) is not None}
-                      for m in self.layers]
+        self.saved = [{k: getattr(m, k) for k in self.BUFFERS if getattr(m, k, None) is not None} for m in self.layers]
         for m, buffers in zip(self.layers, self.saved):
             for k, value in buffers.items():
                 setattr(m, k, value.clone())
@@ -390,8 +434,9 @@ def has_batchnorm(model: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-def make_closure(model: torch.nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor,
-                 batchnorm: str = "auto") -> Closure:
+def make_closure(
+    model: torch.nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor, batchnorm: str = "auto"
+) -> Closure:
     """
     A closure for :class:`SAM`, :class:`ImbSAM` and :class:`SSESAM` on the batch ``(x, y)``.
 

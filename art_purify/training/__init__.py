@@ -1,4 +1,5 @@
 """Training of the default models, with atomic checkpoints and exact resume."""
+
 from art_purify.training.classifier import ClassifierTrainConfig, train_classifier
 from art_purify.training.diffusion import DiffusionTrainConfig, train_diffusion
 

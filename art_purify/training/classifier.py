@@ -1,4 +1,5 @@
 """Training of the small ResNet classifier (SGD with Nesterov momentum, cosine schedule, crop + flip)."""
+
 from __future__ import annotations
 
 import logging
@@ -103,7 +104,9 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 2) -> 
 
 
 @torch.no_grad()
-def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, device: torch.device, batch_size: int = 500) -> float:
+def accuracy(
+    model: torch.nn.Module, x: np.ndarray, y: np.ndarray, device: torch.device, batch_size: int = 500
+) -> float:
     """Top-1 accuracy of ``model`` (put in eval mode) on numpy data."""
     model.eval()
     correct = 0
@@ -146,8 +149,9 @@ def train_classifier(
     dev = resolve_device(device)
     init_gen = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng(devices=[]):  # the modules' default init draws from the global RNG: isolate it
-        model = SmallResNet(in_channels=x_train.shape[1], num_classes=int(y_train.max()) + 1, widths=config.widths,
-                            blocks=config.blocks)
+        model = SmallResNet(
+            in_channels=x_train.shape[1], num_classes=int(y_train.max()) + 1, widths=config.widths, blocks=config.blocks
+        )
     with torch.no_grad():  # seeded initialisation independent of the global RNG
         for module in model.modules():
             if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
@@ -160,7 +164,9 @@ def train_classifier(
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optimizer = torch.optim.SGD(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr, momentum=config.momentum, nesterov=True,
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=True,
     )
     steps_per_epoch = len(x_train) // config.batch_size
     total = config.epochs * steps_per_epoch
@@ -174,9 +180,16 @@ def train_classifier(
         if resume and cache.is_file():
             x_denoised = torch.from_numpy(np.load(cache))
         else:
-            copies = denoised_copies(diffusion[0], diffusion[1], np.ascontiguousarray(x_train),
-                                     config.diffusion_t_min, config.diffusion_t_max, seed=config.seed + 1,
-                                     device=dev, verbose=verbose)
+            copies = denoised_copies(
+                diffusion[0],
+                diffusion[1],
+                np.ascontiguousarray(x_train),
+                config.diffusion_t_min,
+                config.diffusion_t_max,
+                seed=config.seed + 1,
+                device=dev,
+                verbose=verbose,
+            )
             out_dir.mkdir(parents=True, exist_ok=True)
             np.save(cache, copies)
             x_denoised = torch.from_numpy(copies)
@@ -207,9 +220,19 @@ def train_classifier(
 
     t0 = time.time()
     summary = run_loop(
-        total_steps=total, n_train=len(x_train), batch_size=config.batch_size, seed=config.seed,
-        checkpoint_path=out_dir / CHECKPOINT_NAME, resume=resume, checkpoint_every=config.checkpoint_every, train_step=train_step, get_state=get_state,
-        set_state=set_state, stop_after=stop_after, verbose=verbose, desc="train-classifier",
+        total_steps=total,
+        n_train=len(x_train),
+        batch_size=config.batch_size,
+        seed=config.seed,
+        checkpoint_path=out_dir / CHECKPOINT_NAME,
+        resume=resume,
+        checkpoint_every=config.checkpoint_every,
+        train_step=train_step,
+        get_state=get_state,
+        set_state=set_state,
+        stop_after=stop_after,
+        verbose=verbose,
+        desc="train-classifier",
     )
     if summary["steps_done"] < total:
         return {"interrupted_at": summary["steps_done"]}

@@ -1,4 +1,5 @@
 """Training of the diffusers UNet as a DDPM noise predictor, on a restricted timestep range, with EMA weights."""
+
 from __future__ import annotations
 
 import copy
@@ -122,9 +123,19 @@ def train_diffusion(
 
     t0 = time.time()
     summary = run_loop(
-        total_steps=config.steps, n_train=len(x_train), batch_size=config.batch_size, seed=config.seed,
-        checkpoint_path=out_dir / CHECKPOINT_NAME, resume=resume, checkpoint_every=config.checkpoint_every, train_step=train_step,
-        get_state=get_state, set_state=set_state, stop_after=stop_after, verbose=verbose, desc="train-diffusion",
+        total_steps=config.steps,
+        n_train=len(x_train),
+        batch_size=config.batch_size,
+        seed=config.seed,
+        checkpoint_path=out_dir / CHECKPOINT_NAME,
+        resume=resume,
+        checkpoint_every=config.checkpoint_every,
+        train_step=train_step,
+        get_state=get_state,
+        set_state=set_state,
+        stop_after=stop_after,
+        verbose=verbose,
+        desc="train-diffusion",
     )
     if summary["steps_done"] < config.steps:
         return {"interrupted_at": summary["steps_done"]}

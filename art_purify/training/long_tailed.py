@@ -1,5 +1,6 @@
 """Long-tailed training of the shipped classifier architecture with SGD, SAM, ImbSAM or SSE-SAM
 (``art-purify train-long-tailed``)."""
+
 from __future__ import annotations
 
 import logging
@@ -72,8 +73,17 @@ def build_optimizer(name: str, params, config: LongTailedTrainConfig, class_coun
     if name == "imbsam":
         return ImbSAM(params, torch.optim.SGD, class_counts=class_counts, eta=eta, rho=config.rho_tail, **sgd)
     if name == "ssesam":
-        return SSESAM(params, torch.optim.SGD, class_counts=class_counts, eta=eta, rho_head=config.rho_head,
-                      rho_tail=config.rho_tail, gamma=config.gamma, epochs=config.epochs, **sgd)
+        return SSESAM(
+            params,
+            torch.optim.SGD,
+            class_counts=class_counts,
+            eta=eta,
+            rho_head=config.rho_head,
+            rho_tail=config.rho_tail,
+            gamma=config.gamma,
+            epochs=config.epochs,
+            **sgd,
+        )
     raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")
 
 
@@ -109,31 +119,48 @@ def train_long_tailed(
     dev = resolve_device(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = SmallResNet(in_channels=x.shape[1], num_classes=len(counts), widths=config.widths,
-                            blocks=config.blocks)
+        model = SmallResNet(in_channels=x.shape[1], num_classes=len(counts), widths=config.widths, blocks=config.blocks)
     classifier = as_art_classifier(model, input_shape=x.shape[1:], nb_classes=len(counts), device=dev)
     model.requires_grad_(True)
     optimizer = build_optimizer(config.optimizer, model.parameters(), config, counts)
     trainer = SharpnessAwareTrainerPyTorch(
-        classifier, optimizer, class_counts=counts, scheduler="cosine",
-        augment=augment_batch if config.augment else None, seed=config.seed, checkpoint_dir=out_dir,
-        batchnorm=config.batchnorm, verbose=verbose)
+        classifier,
+        optimizer,
+        class_counts=counts,
+        scheduler="cosine",
+        augment=augment_batch if config.augment else None,
+        seed=config.seed,
+        checkpoint_dir=out_dir,
+        batchnorm=config.batchnorm,
+        verbose=verbose,
+    )
     t0 = time.time()
-    history = trainer.fit(x_lt, y_lt, nb_epochs=config.epochs, batch_size=config.batch_size, resume=resume,
-                          stop_after=stop_after)
+    history = trainer.fit(
+        x_lt, y_lt, nb_epochs=config.epochs, batch_size=config.batch_size, resume=resume, stop_after=stop_after
+    )
     if len(history) < config.epochs:
         return {"interrupted_at": len(history)}
     model.requires_grad_(False)
-    metrics: Dict = {"train_examples": int(len(y_lt)), "class_counts": counts.tolist(),
-                     "shot_groups": shot_groups(counts)}
+    metrics: Dict = {
+        "train_examples": int(len(y_lt)),
+        "class_counts": counts.tolist(),
+        "shot_groups": shot_groups(counts),
+    }
     if hasattr(optimizer, "tail_classes"):
         metrics["tail_classes"] = optimizer.tail_classes
         metrics["eta"] = optimizer.eta
     if x_test is not None:
         metrics["test"] = trainer.group_accuracy(x_test, y_test)
-    card = {"config": asdict(config), "history": history, "metrics": metrics, "command": command,
-            "wall_time_s": sum(h["time_s"] for h in history), "session_time_s": time.time() - t0,
-            "machine": machine_description(), "torch": torch.__version__}
+    card = {
+        "config": asdict(config),
+        "history": history,
+        "metrics": metrics,
+        "command": command,
+        "wall_time_s": sum(h["time_s"] for h in history),
+        "session_time_s": time.time() - t0,
+        "machine": machine_description(),
+        "torch": torch.__version__,
+    }
     save_weights(model.state_dict(), out_dir / "classifier.safetensors")
     write_json(card, out_dir / "model_card.json")
     return card

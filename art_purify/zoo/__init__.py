@@ -1,4 +1,5 @@
 """Default models shipped in the package (safetensors only) and loaders for users' own models."""
+
 from art_purify.zoo.loading import (
     ZOO,
     ZooError,

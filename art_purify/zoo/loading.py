@@ -1,4 +1,5 @@
 """Loading of the default models shipped in the package, and of user models, from safetensors only."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """ART ``PreprocessorPyTorch`` defences."""
+
 from art_purify.defences.preprocessor.base_diffusion_purifier_pytorch import (
     GRADIENT_MODES,
     BaseDiffusionPurifierPyTorch,

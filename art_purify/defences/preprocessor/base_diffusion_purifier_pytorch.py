@@ -1,4 +1,5 @@
 """The base class of the diffusion purifiers: validation, batching, gradient modes, EOT, seeded noise."""
+
 from __future__ import annotations
 
 import logging
@@ -207,9 +208,7 @@ class BaseDiffusionPurifierPyTorch(PreprocessorPyTorch):
                 with torch.no_grad():
                     outs.append(self._purify_chunk(chunk, self.defence_grid, state, generator, False))
             elif self.gradient == "exact":
-                outs.append(
-                    self._purify_chunk(chunk, self.defence_grid, state, generator, self.gradient_checkpointing)
-                )
+                outs.append(self._purify_chunk(chunk, self.defence_grid, state, generator, self.gradient_checkpointing))
             else:  # surrogate
                 with torch.no_grad():
                     full = self._purify_chunk(chunk, self.defence_grid, state, generator, False)

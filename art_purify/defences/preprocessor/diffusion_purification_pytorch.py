@@ -1,4 +1,5 @@
 """Uniform (DiffPure-style) diffusion purification as an ART preprocessing defence."""
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -53,8 +54,18 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
     """
 
     params = [
-        "t_star", "sampler", "defence_grid", "attack_grid", "gradient", "gradient_checkpointing", "nb_eot", "seed",
-        "batch_size", "clip_values", "channels_first", "verbose",
+        "t_star",
+        "sampler",
+        "defence_grid",
+        "attack_grid",
+        "gradient",
+        "gradient_checkpointing",
+        "nb_eot",
+        "seed",
+        "batch_size",
+        "clip_values",
+        "channels_first",
+        "verbose",
     ]
 
     def __init__(
@@ -78,9 +89,20 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         verbose: bool = False,
     ):
         super().__init__(
-            unet, scheduler, defence_grid=defence_grid, attack_grid=attack_grid, gradient=gradient,
-            gradient_checkpointing=gradient_checkpointing, nb_eot=nb_eot, seed=seed, batch_size=batch_size, clip_values=clip_values,
-            channels_first=channels_first, apply_fit=apply_fit, apply_predict=apply_predict, device_type=device_type,
+            unet,
+            scheduler,
+            defence_grid=defence_grid,
+            attack_grid=attack_grid,
+            gradient=gradient,
+            gradient_checkpointing=gradient_checkpointing,
+            nb_eot=nb_eot,
+            seed=seed,
+            batch_size=batch_size,
+            clip_values=clip_values,
+            channels_first=channels_first,
+            apply_fit=apply_fit,
+            apply_predict=apply_predict,
+            device_type=device_type,
             verbose=verbose,
         )
         self.t_star = t_star
@@ -91,7 +113,11 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         super()._check_params()
         if self.sampler not in ("ddim", "ddpm"):
             raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {self.sampler!r}.")
-        if isinstance(self.t_star, bool) or not isinstance(self.t_star, (int, np.integer)) or not 0 < self.t_star < self.schedule.num_train_timesteps:
+        if (
+            isinstance(self.t_star, bool)
+            or not isinstance(self.t_star, (int, np.integer))
+            or not 0 < self.t_star < self.schedule.num_train_timesteps
+        ):
             raise ValueError(f"t_star must be an integer in [1, {self.schedule.num_train_timesteps - 1}].")
         for grid in (self.defence_grid, self.attack_grid):
             grid_timesteps(self.t_star, grid, self.schedule.num_train_timesteps)

@@ -1,4 +1,5 @@
 """Expectation over transformation (EOT) for random ART preprocessors: one expansion rule for every defence."""
+
 from __future__ import annotations
 
 from typing import Optional, Tuple

@@ -1,4 +1,5 @@
 """Heterogeneous (saliency-guided two-level) diffusion purification as an ART preprocessing defence."""
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
@@ -49,8 +50,21 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
     """
 
     params = [
-        "mask_threshold", "mask_top_fraction", "t_high", "t_low", "jump", "defence_grid", "attack_grid", "gradient",
-        "gradient_checkpointing", "nb_eot", "seed", "batch_size", "clip_values", "channels_first", "verbose",
+        "mask_threshold",
+        "mask_top_fraction",
+        "t_high",
+        "t_low",
+        "jump",
+        "defence_grid",
+        "attack_grid",
+        "gradient",
+        "gradient_checkpointing",
+        "nb_eot",
+        "seed",
+        "batch_size",
+        "clip_values",
+        "channels_first",
+        "verbose",
     ]
 
     def __init__(
@@ -79,9 +93,20 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         verbose: bool = False,
     ):
         super().__init__(
-            unet, scheduler, defence_grid=defence_grid, attack_grid=attack_grid, gradient=gradient,
-            gradient_checkpointing=gradient_checkpointing, nb_eot=nb_eot, seed=seed, batch_size=batch_size, clip_values=clip_values,
-            channels_first=channels_first, apply_fit=apply_fit, apply_predict=apply_predict, device_type=device_type,
+            unet,
+            scheduler,
+            defence_grid=defence_grid,
+            attack_grid=attack_grid,
+            gradient=gradient,
+            gradient_checkpointing=gradient_checkpointing,
+            nb_eot=nb_eot,
+            seed=seed,
+            batch_size=batch_size,
+            clip_values=clip_values,
+            channels_first=channels_first,
+            apply_fit=apply_fit,
+            apply_predict=apply_predict,
+            device_type=device_type,
             verbose=verbose,
         )
         self.saliency = ActivationSaliency(classifier, stage_names, mask_threshold, mask_top_fraction)
@@ -122,7 +147,15 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
 
     def _purify_model_space(self, xd, grid, state, generator, gradient_checkpointing):
         return heterogeneous_purify(
-            self.unet, xd, state, self.schedule, self.t_high, self.t_low, grid, self.jump, generator,
+            self.unet,
+            xd,
+            state,
+            self.schedule,
+            self.t_high,
+            self.t_low,
+            grid,
+            self.jump,
+            generator,
             gradient_checkpointing,
         )
 

@@ -1,4 +1,5 @@
 """Activation saliency from a classifier's stages, as used by heterogeneous diffusion purification."""
+
 from __future__ import annotations
 
 from typing import Optional, Sequence

@@ -1,4 +1,5 @@
 """Straight-through (BPDA) gradients for any ART PyTorch preprocessor: the reference attack on a defence."""
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -68,9 +69,7 @@ class StraightThroughPyTorch(PreprocessorPyTorch):
         if isinstance(self.nb_eot, bool) or not isinstance(self.nb_eot, (int, np.integer)) or self.nb_eot <= 0:
             raise ValueError(f"nb_eot must be a positive integer, got {self.nb_eot!r}.")
 
-    def forward(
-        self, x: torch.Tensor, y: Optional[torch.Tensor] = None
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """
         The wrapped defence's output with an identity gradient.
 

@@ -1,4 +1,5 @@
 """ART ``Trainer`` classes: the sharpness-aware long-tailed trainer (AToP arrives here)."""
+
 from art_purify.defences.trainer.sharpness_aware_trainer_pytorch import SharpnessAwareTrainerPyTorch, shot_groups
 
 __all__ = ["SharpnessAwareTrainerPyTorch", "shot_groups"]

@@ -5,6 +5,7 @@ An ART ``Trainer`` that fits a ``PyTorchClassifier`` with SAM, ImbSAM, SSE-SAM o
 ART's ``PyTorchClassifier.fit`` calls ``optimizer.step()`` without a closure, which a sharpness-aware optimiser
 cannot use; this trainer supplies the closure (and the batch labels that ImbSAM and SSE-SAM split by).
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,13 +23,15 @@ from art_purify.optim.sam import SAM, SSESAM, make_closure
 
 logger = logging.getLogger(__name__)
 
+
 def steps_of(n: int, batch_size: int) -> int:
     """Batches per epoch (the last incomplete batch is dropped)."""
     return n // batch_size
 
 
-def shot_groups(class_counts: Sequence[int], many_shot: Optional[float] = None,
-                few_shot: Optional[float] = None) -> Dict[str, List[int]]:
+def shot_groups(
+    class_counts: Sequence[int], many_shot: Optional[float] = None, few_shot: Optional[float] = None
+) -> Dict[str, List[int]]:
     """
     Classes by training count: ``many`` (count > ``many_shot``), ``few`` (count < ``few_shot``), ``medium`` (the
     rest). Defaults: 20 % and 4 % of the largest class, which are the usual 100 and 20 samples of CIFAR-LT (largest
@@ -88,8 +91,10 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         if not (scheduler is None or scheduler == "cosine" or hasattr(scheduler, "step")):
             raise ValueError(f"scheduler must be 'cosine', None or a torch LR scheduler, got {scheduler!r}.")
         if class_counts is not None and len(class_counts) != classifier.nb_classes:
-            raise ValueError(f"class_counts has {len(class_counts)} entries but the classifier has "
-                             f"{classifier.nb_classes} classes.")
+            raise ValueError(
+                f"class_counts has {len(class_counts)} entries but the classifier has "
+                f"{classifier.nb_classes} classes."
+            )
         from art_purify.optim.sam import BATCHNORM_MODES
 
         if batchnorm not in BATCHNORM_MODES:
@@ -114,8 +119,10 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         if not np.issubdtype(x.dtype, np.floating) or not np.isfinite(x).all():
             raise ValueError(f"{name} must be finite floating-point inputs.")
         if tuple(x.shape[1:]) != tuple(self._classifier.input_shape):
-            raise ValueError(f"{name} has shape {x.shape[1:]} per example, the classifier expects "
-                             f"{self._classifier.input_shape}.")
+            raise ValueError(
+                f"{name} has shape {x.shape[1:]} per example, the classifier expects "
+                f"{self._classifier.input_shape}."
+            )
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == self._classifier.nb_classes:
             y = y.argmax(1)  # one-hot labels
@@ -134,8 +141,11 @@ class SharpnessAwareTrainerPyTorch(Trainer):
                 group["lr"] = base * factor
 
     def _state(self) -> Dict:
-        state = {"model": self._classifier.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "history": self.history}
+        state = {
+            "model": self._classifier.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "history": self.history,
+        }
         if self.scheduler is not None and self.scheduler != "cosine":
             state["scheduler"] = self.scheduler.state_dict()
         return state
@@ -148,9 +158,17 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         self.history = list(state["history"])
 
     # ------------------------------------------------------------------ training
-    def fit(self, x: np.ndarray, y: np.ndarray, nb_epochs: int = 20, batch_size: int = 128,
-            validation_data: Optional[Tuple[np.ndarray, np.ndarray]] = None, resume: bool = False,
-            stop_after: Optional[int] = None, **kwargs) -> List[Dict]:
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        nb_epochs: int = 20,
+        batch_size: int = 128,
+        validation_data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+        resume: bool = False,
+        stop_after: Optional[int] = None,
+        **kwargs,
+    ) -> List[Dict]:
         """
         Train for ``nb_epochs`` epochs (the last incomplete batch of an epoch is dropped).
 
@@ -172,8 +190,10 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         if validation_data is not None:
             validation_data = self._check_data(*validation_data, name="validation data")
         if isinstance(self.optimizer, SSESAM) and self.optimizer.param_groups[0]["epochs"] != nb_epochs:
-            raise ValueError(f"the SSESAM optimiser was built for epochs={self.optimizer.param_groups[0]['epochs']} "
-                             f"but fit runs {nb_epochs}: its phase switch would fall at the wrong epoch.")
+            raise ValueError(
+                f"the SSESAM optimiser was built for epochs={self.optimizer.param_groups[0]['epochs']} "
+                f"but fit runs {nb_epochs}: its phase switch would fall at the wrong epoch."
+            )
         if self.class_counts is None:
             self.class_counts = np.bincount(y, minlength=self._classifier.nb_classes)
         ckpt = None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
@@ -203,7 +223,11 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         from art_purify.engine.loop import run_loop
 
         classifier = self._classifier
-        model, device, loss_fn = classifier.model, classifier.device, classifier._loss  # pylint: disable=protected-access
+        model, device, loss_fn = (
+            classifier.model,
+            classifier.device,
+            classifier._loss,
+        )  # pylint: disable=protected-access
         steps = steps_of(len(x_t), batch_size)
         sharpness_aware = isinstance(self.optimizer, SAM)
         epoch_loss = {"total": 0.0, "seen": 0, "t0": time.time()}
@@ -234,8 +258,12 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         def after_step(done: int) -> None:
             if done % steps:
                 return
-            record = {"epoch": done // steps, "train_loss": epoch_loss["total"] / epoch_loss["seen"],
-                      "lr": self.optimizer.param_groups[0]["lr"], "time_s": time.time() - epoch_loss["t0"]}
+            record = {
+                "epoch": done // steps,
+                "train_loss": epoch_loss["total"] / epoch_loss["seen"],
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "time_s": time.time() - epoch_loss["t0"],
+            }
             if isinstance(self.optimizer, SSESAM):
                 record["phase"] = self.optimizer.phase
                 self.optimizer.epoch_end()
@@ -250,16 +278,27 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         def set_state(state: Dict) -> None:
             self._set_state(state)
             if isinstance(self.optimizer, SSESAM) and self.optimizer.param_groups[0]["epochs"] != nb_epochs:
-                raise ValueError(f"the checkpoint's SSESAM optimiser was built for "
-                                 f"epochs={self.optimizer.param_groups[0]['epochs']} but fit runs {nb_epochs}.")
+                raise ValueError(
+                    f"the checkpoint's SSESAM optimiser was built for "
+                    f"epochs={self.optimizer.param_groups[0]['epochs']} but fit runs {nb_epochs}."
+                )
 
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
         run_loop(
-            total_steps=nb_epochs * steps, n_train=len(x_t), batch_size=batch_size, seed=self.seed,
-            checkpoint_path=ckpt, resume=resume, checkpoint_every=steps, train_step=train_step,
-            get_state=self._state, set_state=set_state, after_step=after_step,
-            stop_after=None if stop_after is None else int(stop_after) * steps, verbose=self.verbose,
+            total_steps=nb_epochs * steps,
+            n_train=len(x_t),
+            batch_size=batch_size,
+            seed=self.seed,
+            checkpoint_path=ckpt,
+            resume=resume,
+            checkpoint_every=steps,
+            train_step=train_step,
+            get_state=self._state,
+            set_state=set_state,
+            after_step=after_step,
+            stop_after=None if stop_after is None else int(stop_after) * steps,
+            verbose=self.verbose,
             desc=f"fit {nb_epochs} epochs",
         )
 
