@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """The ``art-purify`` command line: training the default models and evaluating defences."""
 
 from __future__ import annotations

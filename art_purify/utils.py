@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Small helpers shared across the package: devices, seeded generators, machine description."""
 
 from __future__ import annotations

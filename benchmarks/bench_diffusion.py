@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Time and peak memory of heterogeneous diffusion purification and of one attack gradient in each mode.
 
 For defence grids of 10, 20 and 40 UNet calls (t_high 200, t_low 100, jump 10; attack grid 10 = 2 UNet calls):

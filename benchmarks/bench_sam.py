@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Step time of SAM, ImbSAM and SSE-SAM relative to plain SGD, measured in one interleaved run.
 
 Batches come from Fashion-MNIST-LT (imbalance 100; the shipped classifier architecture, training mode, batch 128).

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Is the shipped diffusion model good enough to purify?
 
 Diffuses clean Fashion-MNIST test images to ``t_star`` (default 100), denoises them back with deterministic DDIM,

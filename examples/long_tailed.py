@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Fashion-MNIST-LT (imbalance 100): SGD, SAM, ImbSAM and SSE-SAM over several seeds, and a results table.
 
 Trains every missing run (``OUT/<optimizer>-s<seed>``, the layout of ``art-purify train-long-tailed``; a run with a

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Shared fixtures: tiny seeded models and tiny IDX datasets (built by :mod:`tests.helpers`)."""
 
 import numpy as np

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Tiny seeded models, data and checks shared by the tests (the one place they are built)."""
 
 import gzip

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """The same guarantees on CUDA as on the CPU: gradients, ART integration, seeding, attacks, optimisers, trainer.
 
 These tests need a CUDA device and are skipped without one (CI has none); the sessions that are lent a GPU run them

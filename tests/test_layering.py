@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """The package's layers: every import (module-level or inside a function) goes down a layer, never up or across,
 and no module imports itself back through others (no import circle)."""
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Datasets: Fashion-MNIST (embedded subset, IDX files, or explicit download) and long-tailed subsampling."""
 
 from art_purify.datasets.fashion_mnist import (

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Long-tailed subsampling (the exponential profile used for CIFAR-10-LT / CIFAR-100-LT)."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Diffusion schedules and samplers shared by the purification defences and the trainers."""
 
 from art_purify.diffusion.sampling import (

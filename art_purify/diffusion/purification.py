@@ -1,7 +1,10 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Purification samplers: uniform (DiffPure-style) and heterogeneous (saliency-guided two-level noise).
 
 Both work in model space ([-1, 1]), take every random draw from an explicit ``torch.Generator``, and are plain
-differentiable torch code: with ``gradient_checkpointing=True`` each UNet call is wrapped in ``torch.utils.checkpoint`` so that
+differentiable torch code: with ``gradient_checkpointing=True`` each UNet call is wrapped in ``torch.utils.checkpoint``
+so that
 the memory of an exact backward pass does not grow with the number of steps (the noise of a step is drawn before
 its checkpointed region and passed in, so recomputation sees the same values).
 
@@ -12,7 +15,7 @@ and makes one UNet call per move.
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 import torch
 from torch.utils.checkpoint import checkpoint as _checkpoint

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """
 The diffusion math every sampler and trainer of the package shares: conversions to model space, the forward
 marginal, noise prediction, the clean-image (Tweedie) estimate, one DDIM step, and the timestep grids.

@@ -1,8 +1,10 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """DDPM schedule tables taken from a diffusers scheduler, moved to the data's device and dtype at the point of use."""
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 
@@ -18,7 +20,7 @@ class DiffusionSchedule:
                       linear schedule, T = 1000, beta 1e-4 to 0.02).
     """
 
-    def __init__(self, scheduler=None):
+    def __init__(self, scheduler: Any = None) -> None:
         if scheduler is None:
             from art_purify.models import build_scheduler
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """The training engine every trainer runs on (below ``defences`` and ``training``): the step-indexed loop with exact
 resume, and atomic checkpoint and artefact writing."""
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Atomic checkpoint and artefact writing."""
 
 from __future__ import annotations
@@ -52,7 +54,10 @@ def write_json(obj: Any, path: PathLike) -> None:
 
 
 def save_weights(
-    state_dict: Dict[str, torch.Tensor], path: PathLike, dtype: Optional[torch.dtype] = None, metadata=None
+    state_dict: Dict[str, torch.Tensor],
+    path: PathLike,
+    dtype: Optional[torch.dtype] = None,
+    metadata: Optional[Dict[str, str]] = None,
 ) -> None:
     """Export floating-point weights to safetensors atomically, optionally cast (fp16 storage)."""
     from safetensors.torch import save_file

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """The one training loop of the package: the classifier, diffusion and long-tailed trainers (and the
 sharpness-aware ART trainer under the latter) all run through :func:`run_loop`.
 
@@ -113,7 +115,7 @@ def run_loop(  # pylint: disable=too-many-arguments,too-many-locals
         state.update(step=step, wall_time_s=elapsed + time.time() - t0, recent_losses=recent[-100:])
         save_checkpoint(state, checkpoint_path)
 
-    bar = tqdm(total=total_steps, initial=start, desc=desc, disable=not verbose, dynamic_ncols=True)
+    progress = tqdm(total=total_steps, initial=start, desc=desc, disable=not verbose, dynamic_ncols=True)
     done = start
     if start < end:
         for step, idx in batch_indices(n_train, batch_size, seed, start):
@@ -122,8 +124,8 @@ def run_loop(  # pylint: disable=too-many-arguments,too-many-locals
                 raise FloatingPointError(f"training loss became {loss} at step {step}; lower the learning rate.")
             recent.append(loss)
             recent = recent[-100:]
-            bar.update(1)
-            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
+            progress.update(1)
+            progress.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
             done = step + 1
             if after_step is not None:
                 after_step(done)
@@ -131,7 +133,7 @@ def run_loop(  # pylint: disable=too-many-arguments,too-many-locals
                 checkpoint(done)
             if done >= end:
                 break
-    bar.close()
+    progress.close()
     return {
         "steps_done": done,
         "wall_time_s": elapsed + time.time() - t0,

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Honest robustness evaluation through ART's attacks: the attack suite with EOT, BPDA and a black-box attack,
 per-example worst case, majority vote, sanity checks, JSON and PNG reports."""
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """The attack set of the evaluation suite: ART's attacks by name, with EOT and BPDA through the preprocessing chain."""
 
 from __future__ import annotations
@@ -140,10 +142,11 @@ def _pgd(classifier, settings: AttackSettings, norm, verbose: bool, eps=None, ep
     )
 
 
-def build_attack(name: str, classifier, settings: AttackSettings, verbose: bool = False):
+def build_attack(name: str, classifier: Any, settings: AttackSettings, verbose: bool = False) -> Any:
     """
     ART's attack for ``name`` on ``classifier``. ``"bpda"`` is ART's PGD; build it on
-    :func:`straight_through_classifier` so that the defences' gradients are the identity. ``"autoattack"`` is ART's :class:`AutoAttack` over
+    :func:`straight_through_classifier` so that the defences' gradients are the identity. ``"autoattack"`` is ART's
+    :class:`AutoAttack` over
     APGD-CE, APGD-DLR and Square with these settings (ART's default set adds DeepFool; the original AutoAttack uses
     targeted APGD and FAB, which ART does not offer for PyTorch preprocessors).
     """
@@ -174,14 +177,14 @@ def build_attack(name: str, classifier, settings: AttackSettings, verbose: bool 
     )
 
 
-def is_defence(step) -> bool:
+def is_defence(step: Any) -> bool:
     """Whether a preprocessing step of an ART estimator is a defence (not ART's own standardisation step)."""
     from art.preprocessing.standardisation_mean_std import StandardisationMeanStd, StandardisationMeanStdPyTorch
 
     return not isinstance(step, (StandardisationMeanStd, StandardisationMeanStdPyTorch))
 
 
-def defences_of(classifier) -> List:
+def defences_of(classifier: Any) -> List[Any]:
     """The preprocessing defences of an ART estimator (its standardisation step excluded)."""
     return [p for p in (classifier.preprocessing_operations or []) if is_defence(p)]
 

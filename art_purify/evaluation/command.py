@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """``art-purify evaluate`` as a function: the shipped (or named) models, an optional defence, the attack suite, a
 table, a JSON report and a PNG figure. Keyword arguments only, so that it is callable without the command line."""
 
@@ -18,7 +20,7 @@ def check_out_dir(out: Union[str, Path]) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
-        probe.write_text("")
+        probe.write_text("", encoding="utf-8")
         probe.unlink()
     except OSError as err:
         raise ValueError(f"output directory {out} cannot be written: {err}") from err
@@ -172,7 +174,8 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
         "torch_threads": torch.get_num_threads(),
     }
     json_path = save_report(report, out / "report.json", extra)
-    np.savez_compressed(out / "adversarial.npz", x=x, y=y, **{k.replace("-", "_"): v for k, v in report.x_adv.items()})
+    arrays: Dict[str, Any] = {"x": x, "y": y, **{k.replace("-", "_"): v for k, v in report.x_adv.items()}}
+    np.savez_compressed(out / "adversarial.npz", **arrays)
     lines = [summary_table(report, defence), f"report: {json_path}"]
     if figure:
         title = f"{model}, defence {defence}" + (f" ({gradient} gradient)" if built is not None else "")

@@ -1,10 +1,13 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Building art_purify's defences by name, for the evaluation API and the command line."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
+from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
 DEFENCES = ("none", "uniform", "heterogeneous")
 
@@ -12,14 +15,14 @@ DEFENCES = ("none", "uniform", "heterogeneous")
 def build_defence(
     name: str,
     unet: Optional[torch.nn.Module] = None,
-    scheduler=None,
+    scheduler: Any = None,
     classifier_model: Optional[torch.nn.Module] = None,
     gradient: str = "exact",
     nb_eot: int = 1,
     seed: Optional[int] = None,
     device_type: str = "cpu",
-    **kwargs,
-):
+    **kwargs: Any,
+) -> Optional[PreprocessorPyTorch]:
     """
     A defence by name: ``"none"`` (returns ``None``), ``"uniform"`` (:class:`DiffusionPurificationPyTorch`) or
     ``"heterogeneous"`` (:class:`HeterogeneousDiffusionPurificationPyTorch`, which needs ``classifier_model``).

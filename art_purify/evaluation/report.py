@@ -1,10 +1,12 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Reports of the evaluation suite: a terminal table, a JSON file that loads back, and a PNG figure."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -105,7 +107,7 @@ def save_report(report: EvaluationReport, path: Union[str, Path], extra: Optiona
         "evaluation": report.to_json(),
     }
     path = Path(path)
-    path.write_text(json.dumps(_no_nan(data), indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(_no_nan(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return path
 
 
@@ -126,7 +128,7 @@ def load_report(path: Union[str, Path]) -> Dict:
     if not path.is_file():
         raise FileNotFoundError(f"no report at {path}")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not a JSON report: {err}") from err
     if not isinstance(data, dict) or "evaluation" not in data or "per_example" not in data["evaluation"]:
@@ -151,7 +153,7 @@ def _show(ax, image: np.ndarray, title: str, cmap="gray", vmin=0.0, vmax=1.0):
 
 def save_figure(
     report: EvaluationReport,
-    classifier,
+    classifier: Any,
     x: np.ndarray,
     path: Union[str, Path],
     class_names: Optional[Sequence[str]] = None,
@@ -216,17 +218,17 @@ def save_figure(
             panels.append((_purified(defence, batch[1:])[0], "purified adversarial"))
         for c, (image, text) in enumerate(panels):
             _show(fig.add_subplot(grid[r, c]), (image - lo) / (hi - lo) if c != 2 else image, text)
-        if has_maps:
-            mask = defence.saliency_mask(batch[1:]).numpy()[0]
-            level = defence.noise_level_map(batch[1:]).numpy()[0]
+        if has_maps and defence is not None:
+            mask = np.asarray(defence.saliency_mask(batch[1:]))[0]
+            level = np.asarray(defence.noise_level_map(batch[1:]))[0]
             _show(
                 fig.add_subplot(grid[r, len(panels)]), mask, f"saliency mask\n(white: {100 * mask.mean():.0f}% salient)"
             )
             t_max = max(float(getattr(defence, "t_high", level.max())), 1.0)
             level_ax = fig.add_subplot(grid[r, len(panels) + 1])
             shown = _show(level_ax, level, "noise level t", cmap="magma", vmin=0.0, vmax=t_max)
-            bar = fig.colorbar(shown, ax=level_ax, fraction=0.046, pad=0.04, ticks=np.unique(level)[:4])
-            bar.ax.tick_params(labelsize=7)
+            colour_bar = fig.colorbar(shown, ax=level_ax, fraction=0.046, pad=0.04, ticks=np.unique(level)[:4])
+            colour_bar.ax.tick_params(labelsize=7)
     ax = fig.add_subplot(grid[:, len(columns) :])
     if report.eps_curve:
         eps = [p["eps"] for p in report.eps_curve]

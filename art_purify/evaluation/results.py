@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """What an evaluation measured: per-attack outcomes, sanity checks and the whole report (JSON-ready)."""
 
 from __future__ import annotations

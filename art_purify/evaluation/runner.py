@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Running ART attacks and majority votes with an evaluation's seeds, EOT and votes."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """
 Sanity checks run with every evaluation (after AutoAttack's checks and Carlini et al., "On Evaluating Adversarial
 Robustness", 2019). Each check that fails becomes a visible warning in the report; none of them changes a result.
@@ -17,7 +19,7 @@ run).
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -39,7 +41,9 @@ def _robust_acc(runner: AttackRunner, x_adv: np.ndarray, y: np.ndarray, clean_ok
     return float((clean_ok & (prediction == y)).mean())
 
 
-def run_sanity_checks(report: EvaluationReport, runner: AttackRunner, xs: np.ndarray, ys: np.ndarray, bar=None) -> None:
+def run_sanity_checks(
+    report: EvaluationReport, runner: AttackRunner, xs: np.ndarray, ys: np.ndarray, progress: Any = None
+) -> None:
     """Run every check on ``report`` (in place): appends to ``report.checks`` and fills ``report.eps_curve``."""
     names = report.settings["attacks"]
     m = len(ys)
@@ -96,7 +100,7 @@ def run_sanity_checks(report: EvaluationReport, runner: AttackRunner, xs: np.nda
                 f"finite and non-zero on all {m} examples (median |g|_1 " f"{np.median(np.abs(grads).sum(1)):.3g})",
             )
         )
-    _tick(bar)
+    _tick(progress)
 
     # the l_inf PGD runs on the subset: eps curve, more-iterations check, large-eps check
     settings = runner.settings
@@ -123,12 +127,12 @@ def run_sanity_checks(report: EvaluationReport, runner: AttackRunner, xs: np.nda
         if eps < full:
             curve.append((eps, pgd_acc(eps)))
     curve.append((settings.eps, at_eps))
-    _tick(bar)
+    _tick(progress)
     large = pgd_acc(full)
     curve.append((full, large))
     curve.sort()
     report.eps_curve = [{"eps": float(e), "robust_accuracy": a, "n": m, "attack": kind} for e, a in curve]
-    _tick(bar)
+    _tick(progress)
 
     # 3. more iterations must not help the defence
     short_iter = max(1, settings.max_iter // 4)
@@ -152,7 +156,7 @@ def run_sanity_checks(report: EvaluationReport, runner: AttackRunner, xs: np.nda
                 ),
             )
         )
-    _tick(bar)
+    _tick(progress)
 
     # 4. black-box must not beat white-box
     white = {n: report.attacks[n].robust_accuracy for n in names if n in WHITE_BOX}
@@ -258,6 +262,6 @@ def _beyond(outcome, report: EvaluationReport, runner: AttackRunner, tol: float,
     return ok, detail
 
 
-def _tick(bar) -> None:
-    if bar is not None:
-        bar.update()
+def _tick(progress) -> None:
+    if progress is not None:
+        progress.update()

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """The on-disk store of finished evaluation phases, for ``resume``, and the fingerprint that guards it."""
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class PhaseStore:
         if resume:
             if not meta.is_file():
                 raise FileNotFoundError(f"resume was asked for but there is no checkpoint at {meta}.")
-            if json.loads(meta.read_text()).get("fingerprint") != fingerprint:
+            if json.loads(meta.read_text(encoding="utf-8")).get("fingerprint") != fingerprint:
                 raise ValueError(
                     f"the checkpoint in {self.directory} was made with other data or settings; run "
                     "without resume to start again."
@@ -91,7 +93,7 @@ class PhaseStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         for name in ("clean", *ATTACKS):  # only this store's own files
             self._path(name).unlink(missing_ok=True)
-        meta.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
+        meta.write_text(json.dumps({"fingerprint": fingerprint}) + "\n", encoding="utf-8")
 
     def _path(self, name: str) -> Path:
         return Path(cast(Path, self.directory)) / f"{name}.npz"

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """
 The evaluation suite: several ART attacks against one (defended) ART classifier, per-example worst case, majority
 vote, sanity checks and an accuracy-against-eps curve.
@@ -85,7 +87,7 @@ def _is_random(classifier, x: np.ndarray, batch_size: int) -> bool:
 
 
 def evaluate(
-    classifier,
+    classifier: Any,
     x: np.ndarray,
     y: np.ndarray,
     attacks: Sequence[str] = ("pgd",),
@@ -154,7 +156,7 @@ def evaluate(
     if any(not np.isfinite(f) or f <= 0 for f in eps_curve):
         raise ValueError(f"eps_curve must hold positive multiples of eps, got {tuple(eps_curve)!r}.")
     steps = len(names) + 1 + (4 if sanity else 0)
-    bar = tqdm(total=steps, desc="evaluate", disable=not verbose, leave=False)
+    progress = tqdm(total=steps, desc="evaluate", disable=not verbose, leave=False)
     store = PhaseStore(
         checkpoint_dir, fingerprint(x, y, names, settings, eot, votes, seed, classifier, cascade), resume
     )
@@ -168,12 +170,12 @@ def evaluate(
         clean_pred, clean_margin = saved["prediction"], saved["margin"]
         carried += float(saved.get("time_s", 0.0))
     clean_correct = clean_pred == y
-    bar.update()
+    progress.update()
     outcomes: Dict[str, AttackOutcome] = {}
     x_adv_all: Dict[str, np.ndarray] = {}
     robust_so_far = clean_correct.copy()
     for name in names:
-        bar.set_postfix_str(name)
+        progress.set_postfix_str(name)
         todo = robust_so_far.copy() if cascade else np.ones(len(y), dtype=bool)
         saved = store.load(name)
         if saved is None:
@@ -207,7 +209,7 @@ def evaluate(
             todo.tolist() if cascade else None,
         )
         x_adv_all[name] = x_adv
-        bar.update()
+        progress.update()
     robust_all = clean_correct.copy()
     for outcome in outcomes.values():
         robust_all &= np.asarray(outcome.robust)
@@ -241,7 +243,7 @@ def evaluate(
         x_adv=x_adv_all,
     )
     if sanity:
-        run_sanity_checks(report, runner, x[:sanity_n], y[:sanity_n], bar)
-    bar.close()
+        run_sanity_checks(report, runner, x[:sanity_n], y[:sanity_n], progress)
+    progress.close()
     report.time_s = time.time() - t_start + carried
     return report

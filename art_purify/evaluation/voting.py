@@ -1,15 +1,17 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Majority-vote prediction over several runs of a stochastic defence (the heterogeneous paper's protocol)."""
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Any, Tuple
 
 import numpy as np
 from tqdm.auto import trange
 
 
 def majority_vote(
-    classifier, x: np.ndarray, n_votes: int = 20, batch_size: int = 128, verbose: bool = False
+    classifier: Any, x: np.ndarray, n_votes: int = 20, batch_size: int = 128, verbose: bool = False
 ) -> Tuple[np.ndarray, ...]:
     """
     Predict ``n_votes`` times (each ``predict`` re-runs a random defence) and take the most frequent class.

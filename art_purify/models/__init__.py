@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Models: the small ResNet classifier and the diffusers UNet / DDPM schedule configuration."""
 
 from art_purify.models.classifier import BasicBlock, SmallResNet

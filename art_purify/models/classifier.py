@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """A small pre-activation-free ResNet for 1x28x28 images whose four stages are named modules."""
 
 from __future__ import annotations

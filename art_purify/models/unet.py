@@ -1,8 +1,12 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """The diffusers UNet configuration and DDPM schedule used for Fashion-MNIST purification."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, cast
+
+import torch
 
 #: DDPM linear schedule shared by every model of the package (Ho et al., 2020).
 DDPM_SCHEDULE: Dict[str, Any] = {
@@ -34,14 +38,14 @@ def fashion_mnist_unet_config() -> Dict[str, Any]:
     }
 
 
-def build_unet(config: Optional[Dict[str, Any]] = None):
+def build_unet(config: Optional[Dict[str, Any]] = None) -> torch.nn.Module:
     """Build a :class:`diffusers.UNet2DModel` from ``config`` (the Fashion-MNIST one by default)."""
     from diffusers import UNet2DModel
 
-    return UNet2DModel(**(config if config is not None else fashion_mnist_unet_config()))
+    return cast(torch.nn.Module, UNet2DModel(**(config if config is not None else fashion_mnist_unet_config())))
 
 
-def build_scheduler(config: Optional[Dict[str, Any]] = None):
+def build_scheduler(config: Optional[Dict[str, Any]] = None) -> Any:
     """Build the :class:`diffusers.DDPMScheduler` with the DDPM linear schedule (T = 1000, beta 1e-4 to 0.02)."""
     from diffusers import DDPMScheduler
 

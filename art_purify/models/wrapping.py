@@ -1,8 +1,10 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Wrapping any torch classifier (ours or a user's) in ART's PyTorchClassifier: below training and evaluation."""
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -15,8 +17,8 @@ def as_art_classifier(
     nb_classes: int = 10,
     clip_values: Tuple[float, float] = (0.0, 1.0),
     device: Optional[Union[str, torch.device]] = None,
-    preprocessing_defences=None,
-):
+    preprocessing_defences: Optional[Sequence[Any]] = None,
+) -> Any:
     """
     Wrap a logits-returning ``torch.nn.Module`` in :class:`art.estimators.classification.PyTorchClassifier`.
 

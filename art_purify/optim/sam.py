@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """
 Sharpness-aware optimisers: SAM, ImbSAM and the stage-wise saddle-escaping SSE-SAM.
 
@@ -15,8 +17,8 @@ SSE-SAM: head ``rho_head``, tail ``rho_tail`` until epoch ``ceil(gamma * epochs)
 Cost: each group is passed once at ``w`` and, when its ``rho > 0``, once at ``w + e_k`` (the passes at ``w`` come
 first). With ``make_closure(..., batchnorm="group")`` a pass forwards only the group's samples: a first-phase SSE-SAM
 step then costs about two SGD steps and, once ``rho_head = 0``, about ``1 + tail share`` (the official code spends 4
-forward and 4 backward passes per step in both phases). That is exact for models without BatchNorm. With BatchNorm, group-only passes
-normalise each group with its own statistics, which measurably hurts long-tailed training (docs/optim.md), so the
+forward and 4 backward passes per step in both phases). That is exact for models without BatchNorm. With BatchNorm,
+group-only passes normalise each group with its own statistics, which measurably hurts long-tailed training (docs/optim.md), so the
 default ``batchnorm="auto"`` forwards the whole batch for BatchNorm models (exact; the passes at ``w`` share one
 forward, so ImbSAM costs 2 forward + 3 backward passes and SSE-SAM phase 1 3 + 4, against the official 4 + 4).
 When every group's ``rho`` is 0 the step is one pass over the whole batch and equals the base optimiser's step.
@@ -33,9 +35,12 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union, cast
 
 import torch
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 Closure = Callable[..., torch.Tensor]
 BaseOptimizer = Union[Type[torch.optim.Optimizer], torch.optim.Optimizer]
@@ -71,7 +76,9 @@ class SAM(torch.optim.Optimizer):
     | Paper link: https://arxiv.org/abs/2010.01412
     """
 
-    def __init__(self, params: Optional[Iterable], base_optimizer: BaseOptimizer, rho: float = 0.05, **kwargs):
+    def __init__(
+        self, params: Optional[Iterable], base_optimizer: BaseOptimizer, rho: float = 0.05, **kwargs: Any
+    ) -> None:
         rho = _check_non_negative("rho", rho)
         if isinstance(base_optimizer, torch.optim.Optimizer):
             if kwargs:
@@ -160,7 +167,9 @@ class SAM(torch.optim.Optimizer):
         return loss.detach()
 
     @torch.no_grad()
-    def step(self, closure: Optional[Closure] = None, targets: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def step(  # type: ignore[override]  # a sharpness-aware step needs the closure and returns its loss
+        self, closure: Optional[Closure] = None, targets: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """
         One sharpness-aware step.
 
@@ -188,11 +197,12 @@ class SAM(torch.optim.Optimizer):
         def accumulate():
             for i, p in enumerate(params):
                 if p.grad is not None:
-                    total[i] = p.grad.clone() if total[i] is None else total[i].add_(p.grad)
+                    previous = total[i]
+                    total[i] = p.grad.clone() if previous is None else previous.add_(p.grad)
 
         # a group with no sample in the batch contributes nothing
         groups = [(index, rho) for index, rho in groups if index is None or index.numel() > 0]
-        loss_sum = None
+        loss_sum: Optional[torch.Tensor] = None
         directions = []
         # Every pass at w first, then the perturbed passes: a "batch" closure forwards the whole batch once for all
         # the passes at w (the weights have not moved in between) and backpropagates each group's rows of it.
@@ -213,7 +223,7 @@ class SAM(torch.optim.Optimizer):
         for p, g in zip(params, total):
             p.grad = g
         self.base_optimizer.step()
-        return loss_sum
+        return cast(torch.Tensor, loss_sum)  # every batch has at least one non-empty group
 
     # ------------------------------------------------------------------ state
     _EXTRA = ("base_optimizer", "tail_mask", "eta", "num_classes", "_init")
@@ -250,7 +260,7 @@ class _GroupSAM(SAM):
                 )
             if (counts < 0).any():
                 raise ValueError("class_counts must not be negative.")
-            self.num_classes = int(counts.numel())
+            self.num_classes: Optional[int] = int(counts.numel())
             tail = counts < eta
         else:
             tail_list = [int(c) for c in tail_classes]
@@ -311,14 +321,14 @@ class ImbSAM(_GroupSAM):
 
     def __init__(
         self,
-        params,
-        base_optimizer,
-        class_counts=None,
-        tail_classes=None,
+        params: Optional[Iterable],
+        base_optimizer: BaseOptimizer,
+        class_counts: Optional[ArrayLike] = None,
+        tail_classes: Optional[Sequence[int]] = None,
         eta: float = 100,
         rho: float = 0.05,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             params, base_optimizer, class_counts=class_counts, tail_classes=tail_classes, eta=eta, rho=rho, **kwargs
         )
@@ -341,17 +351,17 @@ class SSESAM(_GroupSAM):
 
     def __init__(
         self,
-        params,
-        base_optimizer,
-        class_counts=None,
-        tail_classes=None,
+        params: Optional[Iterable],
+        base_optimizer: BaseOptimizer,
+        class_counts: Optional[ArrayLike] = None,
+        tail_classes: Optional[Sequence[int]] = None,
         eta: float = 100,
         rho_head: float = 0.05,
         rho_tail: float = 0.1,
         gamma: float = 0.7,
         epochs: int = 200,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must lie in [0, 1], got {gamma!r}.")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
@@ -444,12 +454,12 @@ def make_closure(
                     sums the losses of the asked rows and divides by the whole batch size.
     :param batchnorm: How a group's pass treats BatchNorm layers in training mode:
 
-        - ``"group"``: forward only the group's rows (the fast path: ~2x / ~1 + tail share SGD for SSE-SAM); each
-          group is normalised with its own batch statistics. Exact for models without BatchNorm.
+        - ``"group"``: forward only the group's rows (the fast path: each sample is forwarded once per pass it
+          takes part in); each group is normalised with its own batch statistics. Exact for models without BatchNorm.
         - ``"batch"``: forward the whole batch and keep the group's rows of the loss, so every pass normalises with
           the whole batch's statistics and differentiates through them: the update equals the definition with
           BatchNorm too. The passes at ``w`` share one forward while the weights are unchanged (its graph is kept
-          until the first perturbed pass): SSE-SAM costs ~3.7x SGD before the switch, ~2.7x after (official: ~4x).
+          until the first perturbed pass). Measured step times of both modes: ``docs/benchmarks.md``.
         - ``"auto"`` (default): ``"batch"`` if ``model`` has BatchNorm layers, else ``"group"``.
 
         Running statistics are updated once per step, by the first unperturbed pass (by each group's unperturbed
@@ -493,18 +503,18 @@ def make_closure(
         updated[0] = updated[0] or not perturbed
         return loss
 
-    closure.batchnorm = "batch" if whole else "group"
+    closure.batchnorm = "batch" if whole else "group"  # type: ignore[attr-defined]
     return closure
 
 
 def _per_sample(loss_fn: Callable, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     reduction = getattr(loss_fn, "reduction", None)
     if reduction is not None and reduction != "none":
-        loss_fn.reduction = "none"
+        loss_fn.reduction = "none"  # type: ignore[attr-defined]
         try:
             losses = loss_fn(logits, targets)
         finally:
-            loss_fn.reduction = reduction
+            loss_fn.reduction = reduction  # type: ignore[attr-defined]
     else:
         losses = loss_fn(logits, targets)
     if losses.ndim == 0:

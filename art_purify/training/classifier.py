@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Training of the small ResNet classifier (SGD with Nesterov momentum, cosine schedule, crop + flip)."""
 
 from __future__ import annotations
@@ -6,7 +8,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -56,7 +58,7 @@ class ClassifierTrainConfig:
 @torch.no_grad()
 def denoised_copies(
     unet: torch.nn.Module,
-    scheduler,
+    scheduler: Any,
     x: np.ndarray,
     t_min: int,
     t_max: int,
@@ -119,7 +121,7 @@ def accuracy(
 def train_classifier(
     x_train: np.ndarray,
     y_train: np.ndarray,
-    out_dir,
+    out_dir: Union[str, Path],
     config: Optional[ClassifierTrainConfig] = None,
     x_test: Optional[np.ndarray] = None,
     y_test: Optional[np.ndarray] = None,
@@ -128,7 +130,7 @@ def train_classifier(
     stop_after: Optional[int] = None,
     command: Optional[str] = None,
     verbose: bool = True,
-    diffusion=None,
+    diffusion: Optional[Tuple[torch.nn.Module, Any]] = None,
 ) -> Dict:
     """
     Train :class:`~art_purify.models.SmallResNet` and write ``classifier.safetensors``, ``config.json`` and

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Training of the diffusers UNet as a DDPM noise predictor, on a restricted timestep range, with EMA weights."""
 
 from __future__ import annotations
@@ -7,7 +9,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -57,7 +59,7 @@ class DiffusionTrainConfig:
 
 def train_diffusion(
     x_train: np.ndarray,
-    out_dir,
+    out_dir: Union[str, Path],
     config: Optional[DiffusionTrainConfig] = None,
     unet_config: Optional[Dict] = None,
     device: Optional[str] = None,

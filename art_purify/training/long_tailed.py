@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Long-tailed training of the shipped classifier architecture with SGD, SAM, ImbSAM or SSE-SAM
 (``art-purify train-long-tailed``)."""
 
@@ -7,7 +9,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -60,11 +62,13 @@ class LongTailedTrainConfig:
             raise ValueError(f"imbalance_factor must be >= 1, got {self.imbalance_factor!r}.")
 
 
-def build_optimizer(name: str, params, config: LongTailedTrainConfig, class_counts: np.ndarray):
+def build_optimizer(
+    name: str, params: Any, config: LongTailedTrainConfig, class_counts: np.ndarray
+) -> torch.optim.Optimizer:
     """The optimiser ``name`` over ``params``: every one steps with SGD (Nesterov momentum, weight decay)."""
     from art_purify.optim import SAM, SSESAM, ImbSAM
 
-    sgd = dict(lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
+    sgd: Dict[str, Any] = dict(lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
     eta = 0.2 * float(np.max(class_counts)) if config.eta is None else config.eta
     if name == "sgd":
         return torch.optim.SGD(params, **sgd)
@@ -148,8 +152,8 @@ def train_long_tailed(
     }
     if hasattr(optimizer, "tail_classes"):
         metrics["tail_classes"] = optimizer.tail_classes
-        metrics["eta"] = optimizer.eta
-    if x_test is not None:
+        metrics["eta"] = getattr(optimizer, "eta")
+    if x_test is not None and y_test is not None:
         metrics["test"] = trainer.group_accuracy(x_test, y_test)
     card = {
         "config": asdict(config),

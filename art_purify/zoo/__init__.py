@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Default models shipped in the package (safetensors only) and loaders for users' own models."""
 
 from art_purify.zoo.loading import (

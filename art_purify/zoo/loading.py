@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Loading of the default models shipped in the package, and of user models, from safetensors only."""
 
 from __future__ import annotations
@@ -75,7 +77,9 @@ def _load_into(module: torch.nn.Module, state: Dict[str, torch.Tensor], path: Pa
     module.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})
 
 
-def load_classifier_weights(weights: PathLike, config: Dict, device: Optional[Union[str, torch.device]] = None):
+def load_classifier_weights(
+    weights: PathLike, config: Dict, device: Optional[Union[str, torch.device]] = None
+) -> SmallResNet:
     """Build a :class:`SmallResNet` from ``config`` (as in ``config.json``) and load ``weights`` (safetensors)."""
     kwargs = {k: config[k] for k in ("in_channels", "num_classes", "widths", "blocks") if k in config}
     model = SmallResNet(**kwargs)
@@ -92,11 +96,13 @@ def load_classifier(name: str = "fashion-mnist", device: Optional[Union[str, tor
     :return: A :class:`~art_purify.models.SmallResNet` taking ``(N, 1, 28, 28)`` in [0, 1] and returning logits.
     """
     stem = _check_name(name, "classifier")
-    meta = json.loads(_weights_path(stem, ".json").read_text())
+    meta = json.loads(_weights_path(stem, ".json").read_text(encoding="utf-8"))
     return load_classifier_weights(_weights_path(stem, ".safetensors"), meta["config"], device)
 
 
-def load_unet_weights(weights: PathLike, unet_config: Dict, device: Optional[Union[str, torch.device]] = None):
+def load_unet_weights(
+    weights: PathLike, unet_config: Dict, device: Optional[Union[str, torch.device]] = None
+) -> torch.nn.Module:
     """Build a :class:`diffusers.UNet2DModel` from ``unet_config`` and load ``weights`` (safetensors), float32."""
     from art_purify.models import build_unet
 
@@ -117,7 +123,7 @@ def load_diffusion(name: str = "fashion-mnist", device: Optional[Union[str, torc
     from diffusers import DDPMScheduler
 
     stem = _check_name(name, "diffusion")
-    meta = json.loads(_weights_path(stem, ".json").read_text())
+    meta = json.loads(_weights_path(stem, ".json").read_text(encoding="utf-8"))
     unet = load_unet_weights(_weights_path(stem, ".safetensors"), meta["unet_config"], device)
     return unet, DDPMScheduler(**meta.get("scheduler_config", DDPM_SCHEDULE))
 
@@ -166,16 +172,16 @@ def export_run(run_dir: PathLike, stem: str, dest: Optional[PathLike] = None) ->
 
     run_dir = Path(run_dir)
     dest = Path(dest) if dest is not None else _weights_path(stem, "").parent
-    card = json.loads((run_dir / "model_card.json").read_text())
+    card = json.loads((run_dir / "model_card.json").read_text(encoding="utf-8"))
     if (run_dir / "classifier.safetensors").is_file():
         weights = run_dir / "classifier.safetensors"
-        meta = {"kind": "classifier", "config": json.loads((run_dir / "config.json").read_text())}
+        meta = {"kind": "classifier", "config": json.loads((run_dir / "config.json").read_text(encoding="utf-8"))}
     elif (run_dir / "unet.safetensors").is_file():
         weights = run_dir / "unet.safetensors"
         meta = {
             "kind": "diffusion",
-            "unet_config": json.loads((run_dir / "unet_config.json").read_text()),
-            "scheduler_config": json.loads((run_dir / "scheduler_config.json").read_text()),
+            "unet_config": json.loads((run_dir / "unet_config.json").read_text(encoding="utf-8")),
+            "scheduler_config": json.loads((run_dir / "scheduler_config.json").read_text(encoding="utf-8")),
         }
     else:
         raise ZooError(f"{run_dir} holds no classifier.safetensors nor unet.safetensors.")
@@ -183,5 +189,5 @@ def export_run(run_dir: PathLike, stem: str, dest: Optional[PathLike] = None) ->
     meta["model_card"] = card
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(weights, dest / f"{stem}.safetensors")
-    (dest / f"{stem}.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    (dest / f"{stem}.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return dest / f"{stem}.safetensors"

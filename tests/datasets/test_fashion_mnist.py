@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Fashion-MNIST loading: embedded subset, IDX directories, clear errors on bad files."""
 
 import gzip

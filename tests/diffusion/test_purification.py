@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """The heterogeneous sampler: both noise levels reach the output."""
 
 import pytest

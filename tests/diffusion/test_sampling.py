@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """The shared diffusion math: conversions, DDIM, the grid convention, seeded round trips."""
 
 import pytest

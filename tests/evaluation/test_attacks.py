@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """ART's attacks run end to end against both defences; voting and defence construction by name."""
 
 import numpy as np

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """The evaluation suite: any ART classifier with or without our defences, worst case, sanity checks, reports."""
 
 import json

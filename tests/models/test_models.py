@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """The SmallResNet classifier, the Fashion-MNIST UNet configuration and the DDPM schedule."""
 
 import pytest

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """SAM, ImbSAM and SSE-SAM against a plain reference implementation of their definitions (written here)."""
 
 import copy

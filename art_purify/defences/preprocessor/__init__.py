@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """ART ``PreprocessorPyTorch`` defences."""
 
 from art_purify.defences.preprocessor.base_diffusion_purifier_pytorch import (

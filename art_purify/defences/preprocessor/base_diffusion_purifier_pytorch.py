@@ -1,10 +1,12 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """The base class of the diffusion purifiers: validation, batching, gradient modes, EOT, seeded noise."""
 
 from __future__ import annotations
 
 import logging
 import secrets
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -29,8 +31,8 @@ class BaseDiffusionPurifierPyTorch(PreprocessorPyTorch):
 
     Gradient modes (all inside ``forward``, which is what ART differentiates):
 
-    - ``"exact"``: autograd through every step of the defence's own sampler (``gradient_checkpointing=True`` recomputes each
-      UNet call in the backward pass so that memory does not grow with the number of steps);
+    - ``"exact"``: autograd through every step of the defence's own sampler (``gradient_checkpointing=True``
+      recomputes each UNet call in the backward pass so that memory does not grow with the number of steps);
     - ``"surrogate"``: the output value is the defence's output; the gradient is that of the short attack process
       (grid ``attack_grid``) fed the same input: ``out = full.detach() + (sur - sur.detach())``.
 
@@ -47,7 +49,7 @@ class BaseDiffusionPurifierPyTorch(PreprocessorPyTorch):
     def __init__(
         self,
         unet: torch.nn.Module,
-        scheduler=None,
+        scheduler: Any = None,
         defence_grid: int = 200,
         attack_grid: int = 10,
         gradient: str = "exact",
@@ -97,7 +99,7 @@ class BaseDiffusionPurifierPyTorch(PreprocessorPyTorch):
             self._generators[key] = generator
         return self._generators[key]
 
-    def set_params(self, **kwargs) -> None:
+    def set_params(self, **kwargs: Any) -> None:
         """Set attributes listed in ``params``, re-validate, and restart the noise stream."""
         for key, value in kwargs.items():
             if key not in self.params:
@@ -184,7 +186,7 @@ class BaseDiffusionPurifierPyTorch(PreprocessorPyTorch):
             return param.dtype
         return torch.float32
 
-    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None):
+    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """
         Purify ``x`` (values in ``clip_values``); differentiable as set by ``gradient``.
 

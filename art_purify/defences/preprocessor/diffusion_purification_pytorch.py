@@ -1,8 +1,10 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Uniform (DiffPure-style) diffusion purification as an ART preprocessing defence."""
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -22,7 +24,8 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
 
     Threat model and gradients: see :class:`BaseDiffusionPurifierPyTorch`. ``gradient="exact"`` differentiates the
     whole defence; ``"surrogate"`` differentiates the same process on the coarse ``attack_grid``;
-    :class:`~art_purify.defences.preprocessor.StraightThroughPyTorch` around it gives the BPDA reference. The defence is random: evaluate it with EOT (``nb_eot``) and majority voting.
+    :class:`~art_purify.defences.preprocessor.StraightThroughPyTorch` around it gives the BPDA reference. The defence
+    is random: evaluate it with EOT (``nb_eot``) and majority voting.
 
     Shape: ``(N, C, H, W)`` (or ``(N, H, W, C)`` with ``channels_first=False``), values in ``clip_values``;
     ``C`` must match the UNet, ``H`` and ``W`` must pass through it.
@@ -71,7 +74,7 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
     def __init__(
         self,
         unet: torch.nn.Module,
-        scheduler=None,
+        scheduler: Any = None,
         t_star: int = 100,
         sampler: str = "ddim",
         defence_grid: int = 200,
@@ -126,7 +129,8 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         eta = 1.0 if self.sampler == "ddpm" else 0.0
         return uniform_purify(self.unet, xd, self.schedule, self.t_star, grid, generator, eta, gradient_checkpointing)
 
-    def noise_level_map(self, x) -> torch.Tensor:
-        """Per-pixel diffusion timestep: ``t_star`` everywhere, shape ``(N, 1, H, W)``."""
-        x = self._validate(torch.as_tensor(x))
-        return torch.full((x.shape[0], 1, *x.shape[2:]), float(self.t_star))
+    def noise_level_map(self, x: Union[np.ndarray, torch.Tensor]) -> Union[np.ndarray, torch.Tensor]:
+        """Per-pixel diffusion timestep: ``t_star`` everywhere, shape ``(N, 1, H, W)`` (numpy in, numpy out)."""
+        xt = self._validate(torch.as_tensor(x))
+        levels = torch.full((xt.shape[0], 1, *xt.shape[2:]), float(self.t_star))
+        return levels.numpy() if isinstance(x, np.ndarray) else levels

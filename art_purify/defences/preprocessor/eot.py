@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Expectation over transformation (EOT) for random ART preprocessors: one expansion rule for every defence."""
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Heterogeneous (saliency-guided two-level) diffusion purification as an ART preprocessing defence."""
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -70,8 +72,8 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
     def __init__(
         self,
         unet: torch.nn.Module,
-        classifier,
-        scheduler=None,
+        classifier: Any,
+        scheduler: Any = None,
         stage_names: Optional[Sequence[str]] = None,
         mask_threshold: float = 0.85,
         mask_top_fraction: Optional[float] = None,
@@ -159,12 +161,19 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
             gradient_checkpointing,
         )
 
-    def saliency_mask(self, x) -> torch.Tensor:
-        """The binary mask (1 = salient, HIGH noise) the defence uses for ``x``, shape ``(N, 1, H, W)``."""
-        x = self._validate(torch.as_tensor(x, device=self.device))
-        return self._prepare(x.detach().to(self._model_dtype())).cpu()
+    def saliency_mask(self, x: Union[np.ndarray, torch.Tensor]) -> Union[np.ndarray, torch.Tensor]:
+        """
+        The binary mask (1 = salient, HIGH noise) the defence uses for ``x``, shape ``(N, 1, H, W)``.
 
-    def noise_level_map(self, x) -> torch.Tensor:
-        """Per-pixel diffusion timestep: ``t_high`` on salient pixels, ``t_low`` elsewhere, ``(N, 1, H, W)``."""
+        :param x: Inputs as ``forward`` takes them; numpy in gives numpy out (ART's non-PyTorch path), a tensor in
+                  gives a CPU tensor out.
+        """
+        xt = self._validate(torch.as_tensor(x, device=self.device))
+        mask = self._prepare(xt.detach().to(self._model_dtype())).cpu()
+        return mask.numpy() if isinstance(x, np.ndarray) else mask
+
+    def noise_level_map(self, x: Union[np.ndarray, torch.Tensor]) -> Union[np.ndarray, torch.Tensor]:
+        """Per-pixel diffusion timestep: ``t_high`` on salient pixels, ``t_low`` elsewhere, ``(N, 1, H, W)`` (numpy in,
+        numpy out)."""
         mask = self.saliency_mask(x)
         return mask * self.t_high + (1.0 - mask) * self.t_low

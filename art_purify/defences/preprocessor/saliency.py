@@ -1,8 +1,10 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Activation saliency from a classifier's stages, as used by heterogeneous diffusion purification."""
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +40,7 @@ class ActivationSaliency:
 
     def __init__(
         self,
-        classifier,
+        classifier: Any,
         stage_names: Optional[Sequence[str]] = None,
         threshold: float = 0.85,
         top_fraction: Optional[float] = None,
@@ -49,7 +51,8 @@ class ActivationSaliency:
             if stage_names is None:
                 raise ValueError(
                     "stage_names is required for a model without a `stage_names` attribute: give the names of the "
-                    "modules ending each stage (e.g. ['layer1', 'layer2', 'layer3', 'layer4'] for a torchvision ResNet)."
+                    "modules ending each stage (e.g. ['layer1', 'layer2', 'layer3', 'layer4'] for a torchvision "
+                    "ResNet)."
                 )
         modules = dict(self.model.named_modules())
         missing = [name for name in stage_names if name not in modules]
@@ -89,6 +92,7 @@ class ActivationSaliency:
             lo, hi = flat.min(1, keepdim=True)[0], flat.max(1, keepdim=True)[0]
             norm = ((flat - lo) / (hi - lo).clamp_min(1e-12)).view_as(energy)
             combined = norm if combined is None else torch.maximum(combined, norm)
+        assert combined is not None  # at least one stage (checked in __init__)
         return combined.to(x.dtype)
 
     @torch.no_grad()

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Straight-through (BPDA) gradients for any ART PyTorch preprocessor: the reference attack on a defence."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """
 An ART ``Trainer`` that fits a ``PyTorchClassifier`` with SAM, ImbSAM, SSE-SAM or any plain torch optimiser, on
 (possibly long-tailed) data, with per-group accuracy.
@@ -12,12 +14,11 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from art.defences.trainer.trainer import Trainer
-from tqdm.auto import tqdm
 
 from art_purify.optim.sam import SAM, SSESAM, make_closure
 
@@ -30,7 +31,7 @@ def steps_of(n: int, batch_size: int) -> int:
 
 
 def shot_groups(
-    class_counts: Sequence[int], many_shot: Optional[float] = None, few_shot: Optional[float] = None
+    class_counts: Union[Sequence[int], np.ndarray], many_shot: Optional[float] = None, few_shot: Optional[float] = None
 ) -> Dict[str, List[int]]:
     """
     Classes by training count: ``many`` (count > ``many_shot``), ``few`` (count < ``few_shot``), ``medium`` (the
@@ -70,10 +71,10 @@ class SharpnessAwareTrainerPyTorch(Trainer):
 
     def __init__(
         self,
-        classifier,
+        classifier: Any,
         optimizer: torch.optim.Optimizer,
-        class_counts: Optional[Sequence[int]] = None,
-        scheduler: Union[str, None, torch.optim.lr_scheduler.LRScheduler] = "cosine",
+        class_counts: Optional[Union[Sequence[int], np.ndarray]] = None,
+        scheduler: Any = "cosine",
         augment: Optional[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = None,
         seed: int = 0,
         checkpoint_dir: Optional[Union[str, Path]] = None,
@@ -167,7 +168,7 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         validation_data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
         resume: bool = False,
         stop_after: Optional[int] = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> List[Dict]:
         """
         Train for ``nb_epochs`` epochs (the last incomplete batch of an epoch is dropped).
@@ -244,7 +245,7 @@ class SharpnessAwareTrainerPyTorch(Trainer):
             xb, yb = xb.to(device), y_t[idx].to(device)
             if sharpness_aware:
                 closure = make_closure(model, loss_fn, xb, yb, batchnorm=self.batchnorm)
-                loss = self.optimizer.step(closure, targets=yb)
+                loss = self.optimizer.step(closure, targets=yb)  # type: ignore[call-overload]
             else:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss = loss_fn(model(xb), yb)
@@ -315,5 +316,6 @@ class SharpnessAwareTrainerPyTorch(Trainer):
             out[f"{name}_accuracy"] = float(correct[rows].mean()) if rows.any() else float("nan")
         return out
 
-    def get_classifier(self):
+    def get_classifier(self) -> Any:
+        """The ART classifier, trained in place."""
         return self._classifier

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """What both diffusion purifiers inherit from BaseDiffusionPurifierPyTorch: gradients through ART, seeding, EOT,
 layouts and validation."""
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Uniform (DiffPure-style) diffusion purification: exact gradients against finite differences."""
 
 import pytest

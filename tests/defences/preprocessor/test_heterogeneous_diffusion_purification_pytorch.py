@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """Heterogeneous diffusion purification: exact gradients, the saliency mask and the noise-level map."""
 
 import torch

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """StraightThroughPyTorch: BPDA's identity gradient through any ART PyTorch preprocessor."""
 
 import numpy as np

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
 """The sharpness-aware ART trainer and `art-purify train-long-tailed`."""
 
 import json
