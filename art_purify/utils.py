@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import platform
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -51,3 +51,44 @@ def machine_description() -> Dict[str, str]:
     if torch.cuda.is_available():
         info["cuda_device"] = torch.cuda.get_device_name(0)
     return info
+
+
+class AtomicParamsMixin:
+    """
+    ``set_params`` that is all-or-nothing: the new values are set and validated together, and when validation fails
+    every parameter is put back as it was (then validated again, so that state derived from the parameters is in
+    step with them) before the error propagates. ART's own ``set_params`` validates after setting and leaves the
+    invalid values behind.
+
+    A class using it declares ``params`` (the names ``set_params`` accepts) and ``_check_params()``; it may override
+    :meth:`_after_set_params` for work that follows a successful change (restarting a noise stream, say).
+    """
+
+    params: List[str] = []
+
+    def _after_set_params(self) -> None:
+        """Called after a successful :meth:`set_params`."""
+
+    def set_params(self, **kwargs: Any) -> None:
+        """
+        Set parameters listed in ``params`` and validate them; on a ``ValueError`` (or any error) nothing changes.
+
+        :raises ValueError: For a name that is not a parameter, or a value that validation rejects.
+        """
+        unknown = [key for key in kwargs if key not in self.params]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))} is not a parameter of {type(self).__name__}; parameters: "
+                f"{self.params}."
+            )
+        saved = {key: getattr(self, key) for key in kwargs}
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+        try:
+            self._check_params()  # type: ignore[attr-defined]
+        except BaseException:
+            for key, value in saved.items():
+                setattr(self, key, value)
+            self._check_params()  # type: ignore[attr-defined]
+            raise
+        self._after_set_params()

@@ -18,6 +18,7 @@ def as_art_classifier(
     clip_values: Tuple[float, float] = (0.0, 1.0),
     device: Optional[Union[str, torch.device]] = None,
     preprocessing_defences: Optional[Sequence[Any]] = None,
+    channels_first: bool = True,
 ) -> Any:
     """
     Wrap a logits-returning ``torch.nn.Module`` in :class:`art.estimators.classification.PyTorchClassifier`.
@@ -25,7 +26,11 @@ def as_art_classifier(
     The model is put in eval mode with its parameters' gradients off (ART's attacks only need input gradients).
 
     :param device: ``None``/``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda[:N]"``.
-    :param preprocessing_defences: ART preprocessing defences, e.g. art_purify's purifiers.
+    :param preprocessing_defences: ART preprocessing defences, e.g. art_purify's purifiers (built with the same
+                                   ``channels_first``).
+    :param channels_first: Whether ``model`` takes ``(N, C, H, W)`` (default) or ``(N, H, W, C)``; ``input_shape``
+                           is given in that layout.
+    :return: An ART ``PyTorchClassifier`` with cross-entropy loss.
     """
     from art.estimators.classification import PyTorchClassifier
 
@@ -38,5 +43,6 @@ def as_art_classifier(
         nb_classes=int(nb_classes),
         clip_values=tuple(clip_values),
         preprocessing_defences=preprocessing_defences,
+        channels_first=channels_first,
         device_type="gpu" if dev.type == "cuda" else "cpu",
     )

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from art_purify.defences.preprocessor.eot import expand_for_eot
 from art_purify.diffusion.sampling import from_model_space, to_model_space
 from art_purify.diffusion.schedule import DiffusionSchedule
+from art_purify.utils import AtomicParamsMixin
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 GRADIENT_MODES = ("exact", "surrogate")
 
 
-class BaseDiffusionPurifierPyTorch(PreprocessorPyTorch):
+class BaseDiffusionPurifierPyTorch(AtomicParamsMixin, PreprocessorPyTorch):
     """
     Base class of the diffusion purifiers (:class:`DiffusionPurificationPyTorch`,
     :class:`HeterogeneousDiffusionPurificationPyTorch`); not a defence itself. Subclasses implement
@@ -44,6 +45,12 @@ class BaseDiffusionPurifierPyTorch(PreprocessorPyTorch):
     (:func:`~art_purify.defences.preprocessor.eot.expand_for_eot`), so the mean loss gives the EOT-averaged
     gradient. Calls without gradients (``predict``, ``compute_loss``) and without labels (``class_gradient``) return
     one purification per input.
+
+    Layout and dtype: ``channels_first=False`` takes and returns ``(N, H, W, C)`` (the classifier of a heterogeneous
+    defence is called in that layout too). The output has the dtype of the defence's networks (the UNet's
+    parameters), whatever the input's: float64 numpy data reaches a float32 classifier as float32 through ART's
+    ``predict`` and ``loss_gradient`` (ART itself would hand the float64 tensor to the model, which fails), and the
+    gradient flows back to the float64 input. A float64 UNet keeps float64 end to end (the finite-difference tests).
     """
 
     def __init__(
@@ -99,13 +106,8 @@ class BaseDiffusionPurifierPyTorch(PreprocessorPyTorch):
             self._generators[key] = generator
         return self._generators[key]
 
-    def set_params(self, **kwargs: Any) -> None:
-        """Set attributes listed in ``params``, re-validate, and restart the noise stream."""
-        for key, value in kwargs.items():
-            if key not in self.params:
-                raise ValueError(f"{key!r} is not a parameter of {type(self).__name__}; parameters: {self.params}.")
-            setattr(self, key, value)
-        self._check_params()
+    def _after_set_params(self) -> None:
+        """A successful ``set_params`` restarts the noise stream (see :meth:`reset_generator`)."""
         self.reset_generator()
 
     # ------------------------------------------------------------------ validation
@@ -131,7 +133,7 @@ class BaseDiffusionPurifierPyTorch(PreprocessorPyTorch):
         return 2 ** (len(blocks) - 1) if blocks else 1
 
     def _validate(self, x: torch.Tensor) -> torch.Tensor:
-        """Check ``x`` and return it channels-first (a view, gradients kept)."""
+        """Check ``x`` and return it channels-first (gradients kept)."""
         if not torch.is_tensor(x):
             raise TypeError(f"{type(self).__name__}.forward expects a torch.Tensor, got {type(x).__name__}.")
         if not torch.is_floating_point(x):
@@ -140,8 +142,8 @@ class BaseDiffusionPurifierPyTorch(PreprocessorPyTorch):
             raise ValueError(f"input must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}.")
         if x.shape[0] == 0:
             raise ValueError("input is an empty batch.")
-        if not self.channels_first:
-            x = x.permute(0, 3, 1, 2)
+        if not self.channels_first:  # a copy in the standard layout: the numerics must not depend on memory layout
+            x = x.permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format)
         channels = self._unet_in_channels()
         if channels is not None and x.shape[1] != channels:
             layout = "channels_first" if self.channels_first else "channels_last"
@@ -194,7 +196,6 @@ class BaseDiffusionPurifierPyTorch(PreprocessorPyTorch):
                  repeated to match.
         """
         x_cf = self._validate(x)
-        in_dtype = x.dtype
         need_grad = torch.is_grad_enabled() and x.requires_grad
         x_cf, y = expand_for_eot(x_cf, y, self.nb_eot)
         if next(self.unet.parameters(), torch.empty(0)).device != x.device:
@@ -216,7 +217,7 @@ class BaseDiffusionPurifierPyTorch(PreprocessorPyTorch):
                     full = self._purify_chunk(chunk, self.defence_grid, state, generator, False)
                 sur = self._purify_chunk(chunk, self.attack_grid, state, generator, self.gradient_checkpointing)
                 outs.append(full + (sur - sur.detach()))
-        out = torch.cat(outs).to(in_dtype)
+        out = torch.cat(outs)  # in the networks' dtype (see the class docstring)
         if not self.channels_first:
             out = out.permute(0, 2, 3, 1)
         return out, y

@@ -111,7 +111,10 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
             device_type=device_type,
             verbose=verbose,
         )
-        self.saliency = ActivationSaliency(classifier, stage_names, mask_threshold, mask_top_fraction)
+        # the defence sits in the classifier's preprocessing chain: the classifier takes the defence's layout
+        self.saliency = ActivationSaliency(
+            classifier, stage_names, mask_threshold, mask_top_fraction, channels_first=channels_first
+        )
         self.mask_threshold = mask_threshold
         self.mask_top_fraction = mask_top_fraction
         self.t_high = t_high
@@ -138,6 +141,7 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
                 raise ValueError(f"t_low={self.t_low} is not on the grid of {grid} from t_high={self.t_high}.")
         if hasattr(self, "saliency"):  # keep the mask in step with set_params
             self.saliency.configure(self.mask_threshold, self.mask_top_fraction)
+            self.saliency.channels_first = bool(self.channels_first)
 
     def _classifier_dtype(self) -> torch.dtype:
         for param in self.saliency.model.parameters():
@@ -145,7 +149,9 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         return torch.float32
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return self.saliency.mask(x.to(self._classifier_dtype())).to(x.dtype)
+        """The saliency mask of a channels-first chunk, from the classifier called in ITS layout."""
+        x_in = x if self.channels_first else x.permute(0, 2, 3, 1).clone(memory_format=torch.contiguous_format)
+        return self.saliency.mask(x_in.to(self._classifier_dtype())).to(x.dtype)
 
     def _purify_model_space(self, xd, grid, state, generator, gradient_checkpointing):
         return heterogeneous_purify(

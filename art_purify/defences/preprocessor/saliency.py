@@ -36,6 +36,10 @@ class ActivationSaliency:
     :param threshold: Saliency at or above which a pixel is salient (the paper: 0.85 on CIFAR-10).
     :param top_fraction: If given, instead keep this fraction of the most salient pixels per image (the paper: 0.15
                          on ImageNet).
+    :param channels_first: The layout the classifier takes: ``(N, C, H, W)`` (default) or ``(N, H, W, C)``. Inputs
+                           to :meth:`saliency_map` and :meth:`mask` are in that layout; the maps are always
+                           ``(N, 1, H, W)``. Stage activations are read with channels on dimension 1 (as PyTorch
+                           convolutions produce them).
     """
 
     def __init__(
@@ -44,8 +48,10 @@ class ActivationSaliency:
         stage_names: Optional[Sequence[str]] = None,
         threshold: float = 0.85,
         top_fraction: Optional[float] = None,
-    ):
+        channels_first: bool = True,
+    ) -> None:
         self.model = _unwrap(classifier)
+        self.channels_first = bool(channels_first)
         if stage_names is None:
             stage_names = getattr(self.model, "stage_names", None)
             if stage_names is None:
@@ -73,7 +79,9 @@ class ActivationSaliency:
 
     @torch.no_grad()
     def saliency_map(self, x: torch.Tensor) -> torch.Tensor:
-        """Continuous saliency in [0, 1], shape ``(N, 1, H, W)``, for ``x`` in the classifier's input space."""
+        """Continuous saliency in [0, 1], shape ``(N, 1, H, W)``, for ``x`` in the classifier's input space and
+        layout."""
+        size = x.shape[-2:] if self.channels_first else x.shape[1:3]
         acts = []
         hooks = [m.register_forward_hook(lambda _m, _i, out: acts.append(out)) for m in self._modules]
         try:
@@ -87,7 +95,7 @@ class ActivationSaliency:
         for act in acts:
             act = act[0] if isinstance(act, (tuple, list)) else act
             energy = act.float().pow(2).sum(1, keepdim=True)
-            energy = F.interpolate(energy, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            energy = F.interpolate(energy, size=tuple(size), mode="bilinear", align_corners=False)
             flat = energy.flatten(1)
             lo, hi = flat.min(1, keepdim=True)[0], flat.max(1, keepdim=True)[0]
             norm = ((flat - lo) / (hi - lo).clamp_min(1e-12)).view_as(energy)

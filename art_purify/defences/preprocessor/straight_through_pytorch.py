@@ -11,9 +11,10 @@ import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
 from art_purify.defences.preprocessor.eot import expand_for_eot
+from art_purify.utils import AtomicParamsMixin
 
 
-class StraightThroughPyTorch(PreprocessorPyTorch):
+class StraightThroughPyTorch(AtomicParamsMixin, PreprocessorPyTorch):
     """
     BPDA (Athalye et al., 2018) around any ART PyTorch preprocessor: the output VALUE is the wrapped defence's
     output, the GRADIENT is the identity, ``out = x + (defence(x) - x).detach()``.
@@ -29,7 +30,7 @@ class StraightThroughPyTorch(PreprocessorPyTorch):
     gradient over purified samples (BPDA-EOT). The wrapped defence is always called without gradients and with one
     row per input.
 
-    Shape: whatever the wrapped defence takes; the output has the input's dtype.
+    Shape: whatever the wrapped defence takes; the output has the wrapped defence's output dtype.
 
     Example::
 
@@ -82,4 +83,5 @@ class StraightThroughPyTorch(PreprocessorPyTorch):
         x, y = expand_for_eot(x, y, self.nb_eot)
         with torch.no_grad():
             purified, _ = self.defence.forward(x.detach(), None)
-        return x + (purified.to(x.dtype) - x).detach(), y
+        x = x.to(purified.dtype)  # the wrapped defence decides the output dtype
+        return x + (purified - x).detach(), y

@@ -94,11 +94,15 @@ def test_eot_expands_gradient_calls_only():
     assert out.shape[0] == 3 and y_none is None
 
 
-def test_float64_channels_last_and_batching():
+def test_output_dtype_is_the_networks_channels_last_and_batching():
     defence = uniform_defence(dtype=torch.float32, channels_first=False, batch_size=2)
     x = image_batch(5, torch.float64).permute(0, 2, 3, 1)
     out, _ = defence.forward(x)
-    assert out.shape == x.shape and out.dtype == torch.float64
+    assert out.shape == x.shape and out.dtype == torch.float32  # the UNet's dtype, ready for a float32 classifier
+    whole = uniform_defence(dtype=torch.float32, channels_first=False, batch_size=8).forward(x)[0]
+    assert torch.allclose(out, whole, atol=1e-6)  # internal batching does not change the result
+    out64, _ = uniform_defence(dtype=torch.float64).forward(image_batch(2, torch.float64))
+    assert out64.dtype == torch.float64  # a float64 UNet keeps float64 end to end
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,124 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 art_purify developers
+"""Patterns every defence of the package must follow, run over one list of all of them (a new defence joins the list):
+channels-last input with a channels-last classifier, all-or-nothing ``set_params``, the output dtype."""
+
+import numpy as np
+import pytest
+import torch
+
+from art_purify.defences.preprocessor import StraightThroughPyTorch
+from art_purify.models import as_art_classifier
+from tests.helpers import hetero_defence, image_batch, tiny_classifier, uniform_defence
+
+STAGES = ["stage1", "stage2", "stage3", "stage4"]
+
+
+class ToChannelsFirst(torch.nn.Module):
+    """(N, H, W, C) -> (N, C, H, W): turns a channels-first model into a channels-last one. A copy in the standard
+    layout, so that the convolutions see the memory layout of the channels-first run (oneDNN picks other kernels for
+    other strides, which changes the last bits; the thresholded saliency mask can amplify them)."""
+
+    def forward(self, x):
+        return x.permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format)
+
+
+def _uniform(model, channels_first, stage_prefix):
+    return uniform_defence(dtype=torch.float32, channels_first=channels_first)
+
+
+def _hetero(model, channels_first, stage_prefix):
+    from art_purify.defences.preprocessor import HeterogeneousDiffusionPurificationPyTorch
+    from tests.helpers import tiny_unet
+
+    return HeterogeneousDiffusionPurificationPyTorch(
+        tiny_unet(torch.float32),
+        model,
+        t_high=200,
+        t_low=100,
+        jump=10,
+        defence_grid=50,
+        seed=0,
+        stage_names=[stage_prefix + s for s in STAGES],
+        channels_first=channels_first,
+        device_type="cpu",
+    )
+
+
+def _bpda(model, channels_first, stage_prefix):
+    return StraightThroughPyTorch(_hetero(model, channels_first, stage_prefix), nb_eot=2)
+
+
+#: Every defence of the package: name -> factory(classifier model, channels_first, stage-name prefix).
+DEFENCES = {"uniform": _uniform, "heterogeneous": _hetero, "straight-through": _bpda}
+
+
+def _reset(defence):
+    inner = getattr(defence, "defence", defence)
+    inner.reset_generator()
+
+
+@pytest.mark.parametrize("name", sorted(DEFENCES))
+def test_channels_last_input_and_classifier_give_the_channels_first_results(name):
+    model = tiny_classifier(torch.float32)
+    cl_model = torch.nn.Sequential(ToChannelsFirst(), model)  # the same weights, channels-last input
+    cf_defence = DEFENCES[name](model, True, "")
+    cl_defence = DEFENCES[name](cl_model, False, "1.")
+    cf = as_art_classifier(model, (1, 8, 8), 10, device="cpu", preprocessing_defences=[cf_defence])
+    cl = as_art_classifier(
+        cl_model, (8, 8, 1), 10, device="cpu", preprocessing_defences=[cl_defence], channels_first=False
+    )
+    x = image_batch(3, torch.float32).numpy()
+    x_cl = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    y = np.eye(10, dtype=np.float32)[[1, 4, 7]]
+    results = {}
+    for key, classifier, defence, inputs in (("cf", cf, cf_defence, x), ("cl", cl, cl_defence, x_cl)):
+        _reset(defence)
+        predicted = classifier.predict(inputs)
+        _reset(defence)
+        loss_grad = classifier.loss_gradient(inputs, y)
+        _reset(defence)
+        class_grad = classifier.class_gradient(inputs, label=[1, 4, 7])
+        results[key] = (predicted, loss_grad, class_grad)
+    to_cf = lambda a: a.transpose(0, 3, 1, 2) if a.ndim == 4 else a.transpose(0, 1, 4, 2, 3)  # noqa: E731
+    assert np.allclose(results["cl"][0], results["cf"][0], atol=1e-6)
+    assert np.allclose(to_cf(results["cl"][1]), results["cf"][1], atol=1e-6)
+    assert np.allclose(to_cf(results["cl"][2]), results["cf"][2], atol=1e-6)
+    assert np.abs(results["cf"][1]).sum() > 0
+
+
+#: A value each validation rejects, per defence and parameter.
+INVALID = {
+    "uniform": {"t_star": 0, "nb_eot": 0, "sampler": "euler", "defence_grid": 3, "gradient": "adjoint"},
+    "heterogeneous": {"t_high": 0, "t_low": 150, "mask_threshold": 2.0, "jump": -1, "batch_size": 0},
+    "straight-through": {"nb_eot": 0},
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEFENCES))
+def test_a_failing_set_params_changes_nothing(name):
+    defence = DEFENCES[name](tiny_classifier(torch.float32), True, "")
+    assert set(INVALID[name]) <= set(defence.params)
+    for key, bad in INVALID[name].items():
+        before = {p: getattr(defence, p) for p in defence.params}
+        valid_other = {p: before[p] for p in defence.params if p != key}
+        with pytest.raises(ValueError):
+            defence.set_params(**valid_other, **{key: bad})  # one bad value among valid ones: all-or-nothing
+        assert {p: getattr(defence, p) for p in defence.params} == before, key
+    if name == "heterogeneous":
+        assert defence.saliency.threshold == defence.mask_threshold  # derived state back in step too
+    with pytest.raises(ValueError, match="is not a parameter"):
+        defence.set_params(colour="blue")
+
+
+@pytest.mark.parametrize("name", sorted(DEFENCES))
+def test_float64_data_reaches_a_float32_classifier_as_float32(name):
+    model = tiny_classifier(torch.float32)
+    defence = DEFENCES[name](model, True, "")
+    classifier = as_art_classifier(model, (1, 8, 8), 10, device="cpu", preprocessing_defences=[defence])
+    x64 = image_batch(2, torch.float64).numpy()
+    assert classifier.predict(x64).shape == (2, 10)  # ART alone would hand a float64 tensor to the float32 model
+    grad = classifier.loss_gradient(x64, np.eye(10, dtype=np.float32)[[0, 1]])
+    assert grad.dtype == np.float64 and np.isfinite(grad).all()
+    out, _ = defence.forward(torch.from_numpy(x64))
+    assert out.dtype == torch.float32
