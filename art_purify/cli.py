@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shlex
 import sys
 from pathlib import Path
 from typing import List, Optional
+
+from art_purify import __version__
 
 logger = logging.getLogger("art_purify")
 
@@ -63,7 +66,8 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
     from art_purify.training.long_tailed import OPTIMIZERS, LongTailedTrainConfig
 
     parser = argparse.ArgumentParser(prog="art-purify", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging (and ART's INFO lines).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train-classifier", help="Train the SmallResNet Fashion-MNIST classifier.")
@@ -238,6 +242,10 @@ def _set_threads(n: Optional[int]) -> None:
 def _load_train(args):
     from art_purify.datasets import load_fashion_mnist
 
+    if args.n_train is not None and args.n_train <= 0:
+        raise ValueError(f"--n-train must be a positive integer, got {args.n_train}.")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file, not a directory.")
     x, y = load_fashion_mnist("train", source=args.data, n=args.n_train)
     return x, y
 
@@ -257,6 +265,7 @@ def _cmd_train_classifier(args, command: str) -> int:
         diffusion_t_min=args.diffusion_t[0],
         diffusion_t_max=args.diffusion_t[1],
     )
+    config.validate()  # before loading anything
     diffusion = None
     if args.diffusion_augment > 0:
         from art_purify.zoo import load_diffusion
@@ -299,6 +308,7 @@ def _cmd_train_diffusion(args, command: str) -> int:
         t_max=args.t_max,
         ema_decay=args.ema_decay,
     )
+    config.validate()  # before loading anything
     x, _ = _load_train(args)
     card = train_diffusion(
         x,
@@ -337,6 +347,7 @@ def _cmd_train_long_tailed(args, command: str) -> int:
         seed=args.seed,
         augment=not args.no_augment,
     )
+    config.validate()  # before loading anything
     x, y = _load_train(args)
     x_test, y_test = load_fashion_mnist("test", source=args.data)
     card = train_long_tailed(
@@ -400,13 +411,75 @@ def _cmd_evaluate(args, command: str) -> int:
     return 0
 
 
+def _join_negative_values(parser: argparse.ArgumentParser, argv: List[str]) -> List[str]:
+    """``--eps-curve -1,0`` -> ``--eps-curve=-1,0``: argparse would take a value that starts with ``-`` for an option
+    (and then complain that the option has no value), so the validation could never say what is wrong with it."""
+    takes_value: set = set()
+    for sub in _subparsers(parser):
+        for action in sub._actions:  # pylint: disable=protected-access
+            stores = isinstance(action, (argparse._StoreAction, argparse._AppendAction))  # pylint: disable=W0212
+            if action.option_strings and stores and action.nargs is None:
+                takes_value.update(action.option_strings)
+    out: List[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in takes_value and i + 1 < len(argv) and re.match(r"^-[\d.]", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> List[argparse.ArgumentParser]:
+    for action in parser._actions:  # pylint: disable=protected-access
+        if isinstance(action, argparse._SubParsersAction):  # pylint: disable=protected-access
+            return list(action.choices.values())
+    return []
+
+
+def _with_flag_names(message: str, parser: argparse.ArgumentParser, command: str) -> str:
+    """Library messages name parameters (``batch_size must be ...``); on the command line, name the flag."""
+    sub = dict(zip([p.prog.split()[-1] for p in _subparsers(parser)], _subparsers(parser))).get(command)
+    if sub is None:
+        return message
+    for action in sub._actions:  # pylint: disable=protected-access
+        if not action.option_strings or action.dest in ("help",):
+            continue
+        flag = max(action.option_strings, key=len)
+        pattern = rf"(?<![\w\-.']){re.escape(action.dest)}(?=( must| is |=| \(| of | has ))"
+        message = re.sub(pattern, flag, message)
+    return message
+
+
+def _interrupted(args: argparse.Namespace, command: str) -> str:
+    """What to tell a user who pressed Ctrl-C: where the last checkpoint is and the command that goes on."""
+    resume = command if "--resume" in command.split() else command + " --resume"
+    if args.command == "evaluate":
+        partial = Path(args.out) / "partial"
+        saved = sorted(p.stem for p in partial.glob("*.npz")) if partial.is_dir() else []
+        where = f"finished phases ({', '.join(saved) or 'none yet'}) are saved in {partial}"
+    else:
+        checkpoint = Path(args.out) / "checkpoint.pt"
+        where = (
+            f"the last checkpoint is {checkpoint}"
+            if checkpoint.is_file()
+            else f"no checkpoint was written yet (the first comes after --checkpoint-every steps) in {args.out}"
+        )
+    return f"art-purify {args.command}: interrupted; {where}. Continue with:\n  {resume}"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of the ``art-purify`` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = _build_parser().parse_args(argv)
+    """Entry point of the ``art-purify`` console script (and of ``python -m art_purify``)."""
+    parser = _build_parser()
+    argv = _join_negative_values(parser, list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not args.verbose:  # ART's INFO lines (its data path, every attack's start) drown the answer
+        logging.getLogger("art").setLevel(logging.WARNING)
     command = "art-purify " + " ".join(shlex.quote(a) for a in argv)
     handlers = {
         "train-classifier": _cmd_train_classifier,
@@ -416,8 +489,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     }
     try:
         return handlers[args.command](args, command)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"art-purify {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\n" + _interrupted(args, command), file=sys.stderr)
+        return 130
+    except (ValueError, OSError, FloatingPointError) as err:  # FileNotFoundError, FileExistsError are OSErrors
+        message = _with_flag_names(str(err), parser, args.command)
+        print(f"art-purify {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -14,11 +14,12 @@ Checkpoint names, the same for every trainer: the file ``checkpoint.pt`` (:data:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from tqdm.auto import tqdm
@@ -81,7 +82,10 @@ def run_loop(  # pylint: disable=too-many-arguments,too-many-locals
     stop_after: Optional[int] = None,
     verbose: bool = True,
     desc: str = "train",
-) -> Dict[str, float]:
+    kind: Optional[str] = None,
+    config: Optional[Dict[str, Any]] = None,
+    command: Optional[str] = None,
+) -> Dict[str, Any]:
     """
     Run ``train_step(step, indices, generator)`` for ``total_steps`` steps with periodic atomic checkpoints.
 
@@ -92,16 +96,26 @@ def run_loop(  # pylint: disable=too-many-arguments,too-many-locals
     :param after_step: Called with the number of steps done after every step, before the checkpoint (epoch-end
                        bookkeeping of epoch-based trainers goes here, so that the checkpoint includes it).
     :param stop_after: Stop (after checkpointing) once this many steps are done, as an interruption would.
-    :return: ``{"steps_done", "wall_time_s", "last_loss", "mean_loss_last_100"}``; ``wall_time_s`` sums the time of
-             every session of the run, resumed ones included.
+    :param kind: What writes the checkpoint (``"train-diffusion"``, ...); a resume by something else is refused.
+    :param config: Every setting that decides the run (JSON values); a resume with other values is refused, naming
+                   each setting that differs.
+    :param command: The command line of this session, kept with those of the earlier sessions.
+    :return: ``{"steps_done", "wall_time_s", "last_loss", "mean_loss_last_100", "commands"}``; ``wall_time_s``
+             sums the time of every session of the run, resumed ones included; ``commands`` lists the command of
+             the first session and of every resume.
     :raises FloatingPointError: When a step's loss is not finite.
+    :raises ValueError: When resuming another kind of run or with other settings.
     """
     start, elapsed, recent = 0, 0.0, []
+    config = _normalised(config)
+    commands: List[Optional[str]] = [command]
     if resume:
         if checkpoint_path is None or not Path(checkpoint_path).is_file():
             raise FileNotFoundError(f"resume was asked for but there is no checkpoint at {checkpoint_path}.")
         state = load_checkpoint(checkpoint_path)
+        check_resumable(state, checkpoint_path, kind, config)
         set_state(state)
+        commands = list(state.get("commands", [None])) + [command]
         start, elapsed = int(state["step"]), float(state.get("wall_time_s", 0.0))
         recent = list(state.get("recent_losses", []))
         logger.info("Resumed from %s at step %d", checkpoint_path, start)
@@ -112,7 +126,14 @@ def run_loop(  # pylint: disable=too-many-arguments,too-many-locals
         if checkpoint_path is None:
             return
         state = get_state()
-        state.update(step=step, wall_time_s=elapsed + time.time() - t0, recent_losses=recent[-100:])
+        state.update(
+            step=step,
+            wall_time_s=elapsed + time.time() - t0,
+            recent_losses=recent[-100:],
+            kind=kind,
+            config=config,
+            commands=commands,
+        )
         save_checkpoint(state, checkpoint_path)
 
     progress = tqdm(total=total_steps, initial=start, desc=desc, disable=not verbose, dynamic_ncols=True)
@@ -139,4 +160,40 @@ def run_loop(  # pylint: disable=too-many-arguments,too-many-locals
         "wall_time_s": elapsed + time.time() - t0,
         "last_loss": recent[-1] if recent else float("nan"),
         "mean_loss_last_100": sum(recent) / len(recent) if recent else float("nan"),
+        "commands": commands,
     }
+
+
+def _normalised(config: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """JSON values (tuples become lists, paths strings), so that a loaded checkpoint compares equal."""
+    return None if config is None else json.loads(json.dumps(config, sort_keys=True, default=str))
+
+
+def check_resumable(
+    state: Dict[str, Any], path: Optional[Path], kind: Optional[str], config: Optional[Dict[str, Any]]
+) -> None:
+    """
+    Refuse to resume a checkpoint of another kind of run, or with settings other than those it was made with.
+
+    :raises ValueError: Naming the program that wrote the checkpoint, or every setting that differs with both
+                        values.
+    """
+    if kind is not None and state.get("kind") != kind:
+        writer = state.get("kind") or "another program (or an older art-purify)"
+        raise ValueError(
+            f"{path} was written by {writer}, not {kind}: resume it with that command, or start afresh "
+            "in another --out."
+        )
+    saved = state.get("config")
+    if config is None or saved is None:
+        return
+    differing = [
+        f"{key}={config.get(key)!r} (the checkpoint has {saved.get(key)!r})"
+        for key in sorted(set(config) | set(saved))
+        if config.get(key) != saved.get(key)
+    ]
+    if differing:
+        raise ValueError(
+            f"--resume with other settings than the checkpoint's ({path}): {', '.join(differing)}. "
+            "Resume with the original settings, or start a new run in another --out."
+        )

@@ -177,6 +177,10 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     arrays: Dict[str, Any] = {"x": x, "y": y, **{k.replace("-", "_"): v for k, v in report.x_adv.items()}}
     np.savez_compressed(out / "adversarial.npz", **arrays)
     lines = [summary_table(report, defence), f"report: {json_path}"]
+    stale = out / "report.png"
+    if not figure and stale.exists():  # a figure of an earlier run beside this run's report would mislead
+        stale.unlink()
+        lines.append(f"removed {stale} (left by an earlier run; this run has --no-figure)")
     if figure:
         title = f"{model}, defence {defence}" + (f" ({gradient} gradient)" if built is not None else "")
         path = save_figure(report, classifier, x, out / "report.png", CLASSES, title=title)

@@ -68,8 +68,14 @@ def _check_data(classifier, x: np.ndarray, y: np.ndarray) -> None:
         raise ValueError(f"x has {len(x)} examples but y has {len(y)}.")
     if not np.isfinite(x).all():
         raise ValueError("x contains NaN or inf.")
-    if y.ndim != 1 or y.min() < 0 or y.max() >= classifier.nb_classes:
-        raise ValueError(f"y must hold integer labels in [0, {classifier.nb_classes}), got shape {y.shape}.")
+    if y.ndim != 1:
+        raise ValueError(f"y must be a 1-D array of integer labels, got shape {y.shape}.")
+    bad = (y < 0) | (y >= classifier.nb_classes)
+    if bad.any():
+        raise ValueError(
+            f"y holds label {int(y[bad][0])} (at index {int(np.flatnonzero(bad)[0])}); labels must lie in "
+            f"[0, {classifier.nb_classes})."
+        )
     lo, hi = _clip(classifier)
     if x.min() < lo or x.max() > hi:
         raise ValueError(f"x has values in [{x.min():.3g}, {x.max():.3g}], outside clip_values [{lo}, {hi}].")

@@ -235,6 +235,9 @@ def train_classifier(
         stop_after=stop_after,
         verbose=verbose,
         desc="train-classifier",
+        kind="train-classifier",
+        config={**asdict(config), "n_train": int(len(x_train)), "diffusion": diffusion is not None},
+        command=command,
     )
     if summary["steps_done"] < total:
         return {"interrupted_at": summary["steps_done"]}
@@ -247,7 +250,8 @@ def train_classifier(
     write_json({"architecture": "SmallResNet", **model.config}, out_dir / "config.json")
     card = {
         "model": "SmallResNet classifier",
-        "command": command,
+        "command": summary["commands"][0],
+        "resumed": summary["commands"][1:],
         "train_config": asdict(config),
         "train_examples": int(len(x_train)),
         "steps": total,

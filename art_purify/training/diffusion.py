@@ -138,6 +138,9 @@ def train_diffusion(
         stop_after=stop_after,
         verbose=verbose,
         desc="train-diffusion",
+        kind="train-diffusion",
+        config={**asdict(config), "n_train": int(len(x_train)), "unet_config": unet_config},
+        command=command,
     )
     if summary["steps_done"] < config.steps:
         return {"interrupted_at": summary["steps_done"]}
@@ -146,7 +149,8 @@ def train_diffusion(
     write_json(dict(DDPM_SCHEDULE), out_dir / "scheduler_config.json")
     card = {
         "model": "diffusers UNet2DModel, DDPM noise prediction (EMA weights, fp16 storage)",
-        "command": command,
+        "command": summary["commands"][0],
+        "resumed": summary["commands"][1:],
         "train_config": asdict(config),
         "unet_config": unet_config,
         "schedule": dict(DDPM_SCHEDULE),

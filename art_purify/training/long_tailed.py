@@ -60,6 +60,14 @@ class LongTailedTrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr!r}.")
         if not self.imbalance_factor >= 1:
             raise ValueError(f"imbalance_factor must be >= 1, got {self.imbalance_factor!r}.")
+        for name in ("rho", "rho_head", "rho_tail"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}.")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must lie in [0, 1], got {self.gamma!r}.")
+        if self.eta is not None and not self.eta > 0:
+            raise ValueError(f"eta must be positive, got {self.eta!r}.")
 
 
 def build_optimizer(
@@ -140,7 +148,15 @@ def train_long_tailed(
     )
     t0 = time.time()
     history = trainer.fit(
-        x_lt, y_lt, nb_epochs=config.epochs, batch_size=config.batch_size, resume=resume, stop_after=stop_after
+        x_lt,
+        y_lt,
+        nb_epochs=config.epochs,
+        batch_size=config.batch_size,
+        resume=resume,
+        stop_after=stop_after,
+        run_config={**asdict(config), "n_train": int(len(x))},
+        command=command,
+        kind="train-long-tailed",
     )
     if len(history) < config.epochs:
         return {"interrupted_at": len(history)}
@@ -159,7 +175,8 @@ def train_long_tailed(
         "config": asdict(config),
         "history": history,
         "metrics": metrics,
-        "command": command,
+        "command": trainer.commands[0],
+        "resumed": trainer.commands[1:],
         "wall_time_s": sum(h["time_s"] for h in history),
         "session_time_s": time.time() - t0,
         "machine": machine_description(),

@@ -160,6 +160,10 @@ def test_evaluate_rejects_bad_input(tiny_classifier, tmp_path):
     y = np.zeros(4, dtype=np.int64)
     with pytest.raises(ValueError, match="eps must lie in"):
         evaluate(tiny_classifier, x, y, settings=AttackSettings(eps=2.0), verbose=False)
+    with pytest.raises(ValueError, match=r"y holds label 12 \(at index 2\); labels must lie in \[0, 10\)"):
+        evaluate(tiny_classifier, x, np.array([0, 1, 12, 3]), verbose=False)
+    with pytest.raises(ValueError, match="1-D array of integer labels, got shape"):
+        evaluate(tiny_classifier, x, np.zeros((4, 10), dtype=np.int64), verbose=False)
     with pytest.raises(ValueError, match="outside clip_values"):
         evaluate(tiny_classifier, x + 1.0, y, verbose=False)
     x_nan = x.copy()
@@ -168,7 +172,7 @@ def test_evaluate_rejects_bad_input(tiny_classifier, tmp_path):
         evaluate(tiny_classifier, x_nan, y, verbose=False)
     with pytest.raises(ValueError, match="non-empty"):
         evaluate(tiny_classifier, x[:0], y[:0], verbose=False)
-    with pytest.raises(ValueError, match="labels in"):
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\)"):
         evaluate(tiny_classifier, x, y + 10, verbose=False)
     with pytest.raises(ValueError, match="unknown attack 'fgsm'"):
         evaluate(tiny_classifier, x, y, "pgd,fgsm", verbose=False)

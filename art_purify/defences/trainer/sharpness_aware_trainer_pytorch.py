@@ -110,6 +110,8 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         self.many_shot, self.few_shot = many_shot, few_shot
         self.verbose = verbose
         self.history: List[Dict] = []
+        #: The command of the first session of the last fit and of every resume.
+        self.commands: List[Optional[str]] = []
         self._base_lrs = [g["lr"] for g in optimizer.param_groups]
 
     # ------------------------------------------------------------------ helpers
@@ -168,6 +170,9 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         validation_data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
         resume: bool = False,
         stop_after: Optional[int] = None,
+        run_config: Optional[Dict[str, Any]] = None,
+        command: Optional[str] = None,
+        kind: Optional[str] = None,
         **kwargs: Any,
     ) -> List[Dict]:
         """
@@ -177,6 +182,12 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         :param validation_data: ``(x_val, y_val)`` evaluated after every epoch (overall and per-group accuracy).
         :param resume: Continue from ``checkpoint_dir/checkpoint.pt``.
         :param stop_after: Stop once this many epochs are done (after checkpointing), as an interruption would.
+        :param run_config: More settings that decide the run (JSON values), kept in the checkpoint with
+                           ``nb_epochs``, ``batch_size``, ``seed`` and ``n_examples``: ``resume=True`` with any of
+                           them changed is refused, naming each one.
+        :param command: The command line of this session (kept with those of earlier sessions in
+                        :attr:`commands`).
+        :param kind: What the checkpoint says wrote it (default: this class's name); a resume by another is refused.
         :return: One dict per epoch: train loss, learning rate, phase (SSE-SAM), time, validation accuracies.
         """
         from art_purify.engine.loop import CHECKPOINT_NAME
@@ -211,7 +222,15 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         for p in trained:  # as_art_classifier freezes the model for attacks: train the optimiser's parameters
             p.requires_grad_(True)
         try:
-            self._run(x_t, y_t, nb_epochs, batch_size, validation_data, ckpt, resume, stop_after)
+            settings = {
+                **(run_config or {}),
+                "nb_epochs": nb_epochs,
+                "batch_size": batch_size,
+                "seed": self.seed,
+                "n_examples": int(len(x)),
+            }
+            run = {"config": settings, "command": command, "kind": kind or type(self).__name__}
+            self._run(x_t, y_t, nb_epochs, batch_size, validation_data, ckpt, resume, stop_after, run)
         finally:
             for p, flag in zip(trained, flags):
                 p.requires_grad_(flag)
@@ -219,7 +238,7 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         return self.history
 
     def _run(  # pylint: disable=too-many-arguments,too-many-locals
-        self, x_t, y_t, nb_epochs, batch_size, validation_data, ckpt, resume, stop_after
+        self, x_t, y_t, nb_epochs, batch_size, validation_data, ckpt, resume, stop_after, run
     ) -> None:
         from art_purify.engine.loop import run_loop
 
@@ -286,7 +305,7 @@ class SharpnessAwareTrainerPyTorch(Trainer):
 
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
-        run_loop(
+        summary = run_loop(
             total_steps=nb_epochs * steps,
             n_train=len(x_t),
             batch_size=batch_size,
@@ -301,7 +320,9 @@ class SharpnessAwareTrainerPyTorch(Trainer):
             stop_after=None if stop_after is None else int(stop_after) * steps,
             verbose=self.verbose,
             desc=f"fit {nb_epochs} epochs",
+            **run,
         )
+        self.commands = summary["commands"]
 
     def group_accuracy(self, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> Dict[str, float]:
         """Accuracy overall and on the many-, medium- and few-shot classes (``nan`` for an empty group)."""
