@@ -45,18 +45,21 @@ LONG_TAILED = ["train-long-tailed", "--epochs", "2", "--batch-size", "8", "--imb
 
 
 @pytest.mark.parametrize(
-    "base, changes",
+    "base, stop, changes",
     [
-        (DIFFUSION, {"--seed": "1", "--batch-size": "4", "--lr": "2e-3", "--n-train": "48", "--steps": "1"}),
-        (CLASSIFIER, {"--seed": "1", "--batch-size": "8", "--lr": "0.05", "--n-train": "48", "--epochs": "2"}),
-        (LONG_TAILED, {"--seed": "1", "--batch-size": "4", "--lr": "0.05", "--n-train": "48", "--epochs": "3"}),
+        (DIFFUSION, 2, {"--seed": "1", "--batch-size": "4", "--lr": "2e-3", "--n-train": "48", "--steps": "1"}),
+        (CLASSIFIER, 2, {"--seed": "1", "--batch-size": "8", "--lr": "0.05", "--n-train": "48", "--epochs": "2"}),
+        (LONG_TAILED, 1, {"--seed": "1", "--batch-size": "4", "--lr": "0.05", "--n-train": "48", "--epochs": "3"}),
     ],
     ids=["train-diffusion", "train-classifier", "train-long-tailed"],
 )
-def test_resume_refuses_changed_settings_and_the_card_keeps_every_command(base, changes, idx_dir, tmp_path, capsys):
+def test_resume_refuses_changed_settings_and_the_card_keeps_every_command(
+    base, stop, changes, idx_dir, tmp_path, capsys
+):
+    """``--steps 1`` for the diffusion run is below the step (2) its checkpoint has reached."""
     out = str(tmp_path / "run")
     first = [*base, "--data", str(idx_dir), "--out", out, *TINY]
-    assert main(first + ["--stop-after", "1"]) == 0
+    assert main(first + ["--stop-after", str(stop)]) == 0
     capsys.readouterr()
 
     def with_option(args, flag, value):
@@ -73,7 +76,7 @@ def test_resume_refuses_changed_settings_and_the_card_keeps_every_command(base, 
         assert "other settings than the checkpoint's" in err and f"{flag}=" in err, (flag, err)
     assert main(first + ["--resume"]) == 0  # the original settings go on
     card = json.loads((tmp_path / "run" / "model_card.json").read_text())
-    assert card["command"].endswith("--stop-after 1") and len(card["resumed"]) == 1
+    assert card["command"].endswith(f"--stop-after {stop}") and len(card["resumed"]) == 1
     assert card["resumed"][0].endswith("--resume")
 
 
