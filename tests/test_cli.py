@@ -137,7 +137,13 @@ def test_ctrl_c_during_train_diffusion_says_how_to_resume_and_resume_finishes(id
     ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
-        [sys.executable, "-m", "art_purify", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-m", "art_purify", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        # a job started in the background inherits an ignored SIGINT, and Python then leaves it ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 240
     while not (out / "checkpoint.pt").is_file() and time.time() < deadline and process.poll() is None:
