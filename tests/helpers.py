@@ -93,7 +93,7 @@ def directional_check(defence, x, n_dirs=3):
     weights = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
 
     def loss(z):
-        defence.reset_generator()
+        getattr(defence, "reset_generator", lambda: None)()  # a random defence replays the same noise
         return (defence.forward(z)[0] * weights).sum()
 
     xg = x.clone().requires_grad_(True)

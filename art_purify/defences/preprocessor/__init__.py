@@ -11,6 +11,10 @@ from art_purify.defences.preprocessor.eot import expand_for_eot
 from art_purify.defences.preprocessor.heterogeneous_diffusion_purification_pytorch import (
     HeterogeneousDiffusionPurificationPyTorch,
 )
+from art_purify.defences.preprocessor.reconstruction_search_pytorch import (
+    SEARCH_GRADIENT_MODES,
+    ReconstructionSearchPyTorch,
+)
 from art_purify.defences.preprocessor.saliency import ActivationSaliency
 from art_purify.defences.preprocessor.straight_through_pytorch import StraightThroughPyTorch
 
@@ -20,6 +24,8 @@ __all__ = [
     "BaseDiffusionPurifierPyTorch",
     "DiffusionPurificationPyTorch",
     "HeterogeneousDiffusionPurificationPyTorch",
+    "ReconstructionSearchPyTorch",
+    "SEARCH_GRADIENT_MODES",
     "StraightThroughPyTorch",
     "expand_for_eot",
 ]

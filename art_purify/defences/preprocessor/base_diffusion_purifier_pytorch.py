@@ -14,6 +14,7 @@ from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 from tqdm.auto import tqdm
 
 from art_purify.defences.preprocessor.eot import expand_for_eot
+from art_purify.defences.preprocessor.validation import validate_images
 from art_purify.diffusion.sampling import from_model_space, to_model_space
 from art_purify.diffusion.schedule import DiffusionSchedule
 from art_purify.utils import AtomicParamsMixin
@@ -123,48 +124,9 @@ class BaseDiffusionPurifierPyTorch(AtomicParamsMixin, PreprocessorPyTorch):
         if len(self.clip_values) != 2 or not self.clip_values[0] < self.clip_values[1]:
             raise ValueError(f"clip_values must be (min, max) with min < max, got {self.clip_values!r}.")
 
-    def _unet_in_channels(self) -> Optional[int]:
-        config = getattr(self.unet, "config", None)
-        return getattr(config, "in_channels", None) if config is not None else None
-
-    def _unet_size_multiple(self) -> int:
-        config = getattr(self.unet, "config", None)
-        blocks = getattr(config, "block_out_channels", None) if config is not None else None
-        return 2 ** (len(blocks) - 1) if blocks else 1
-
     def _validate(self, x: torch.Tensor) -> torch.Tensor:
-        """Check ``x`` and return it channels-first (gradients kept)."""
-        if not torch.is_tensor(x):
-            raise TypeError(f"{type(self).__name__}.forward expects a torch.Tensor, got {type(x).__name__}.")
-        if not torch.is_floating_point(x):
-            raise ValueError(f"input must be a floating-point tensor, got dtype {x.dtype}.")
-        if x.ndim != 4:
-            raise ValueError(f"input must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}.")
-        if x.shape[0] == 0:
-            raise ValueError("input is an empty batch.")
-        if not self.channels_first:  # a copy in the standard layout: the numerics must not depend on memory layout
-            x = x.permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format)
-        channels = self._unet_in_channels()
-        if channels is not None and x.shape[1] != channels:
-            layout = "channels_first" if self.channels_first else "channels_last"
-            raise ValueError(
-                f"input has {x.shape[1]} channels ({layout}, shape {tuple(x.shape)}) but the UNet takes {channels}."
-            )
-        multiple = self._unet_size_multiple()
-        if x.shape[2] % multiple or x.shape[3] % multiple:
-            raise ValueError(
-                f"image size {tuple(x.shape[2:])} cannot go through the UNet: height and width must be multiples of "
-                f"{multiple} (its {int(np.log2(multiple)) + 1} resolutions)."
-            )
-        with torch.no_grad():
-            if not torch.isfinite(x).all():
-                raise ValueError("input contains NaN or inf.")
-            lo, hi = self.clip_values
-            tol = 1e-5 * (hi - lo)
-            x_min, x_max = float(x.min()), float(x.max())
-            if x_min < lo - tol or x_max > hi + tol:
-                raise ValueError(f"input values lie in [{x_min:.4g}, {x_max:.4g}], outside clip_values [{lo}, {hi}].")
-        return x
+        """Check ``x`` and return it channels-first (see :func:`validation.validate_images`)."""
+        return validate_images(x, self.clip_values, self.channels_first, self.unet, f"{type(self).__name__}.forward")
 
     # ------------------------------------------------------------------ the defence
     def _prepare(self, x: torch.Tensor):

@@ -14,6 +14,15 @@ from art_purify.defences.preprocessor.eot import expand_for_eot
 from art_purify.utils import AtomicParamsMixin
 
 
+def straight_through(x: torch.Tensor, purified: torch.Tensor) -> torch.Tensor:
+    """
+    BPDA's one formula: the value of ``purified``, the gradient of the identity, ``x + (purified - x).detach()``, in
+    ``purified``'s dtype (the defence decides the output dtype). Every BPDA of the package goes through it.
+    """
+    x = x.to(purified.dtype)
+    return x + (purified.detach() - x).detach()
+
+
 class StraightThroughPyTorch(AtomicParamsMixin, PreprocessorPyTorch):
     """
     BPDA (Athalye et al., 2018) around any ART PyTorch preprocessor: the output VALUE is the wrapped defence's
@@ -83,5 +92,4 @@ class StraightThroughPyTorch(AtomicParamsMixin, PreprocessorPyTorch):
         x, y = expand_for_eot(x, y, self.nb_eot)
         with torch.no_grad():
             purified, _ = self.defence.forward(x.detach(), None)
-        x = x.to(purified.dtype)  # the wrapped defence decides the output dtype
-        return x + (purified - x).detach(), y
+        return straight_through(x, purified), y

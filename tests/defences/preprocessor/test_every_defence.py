@@ -45,17 +45,26 @@ def _hetero(model, channels_first, stage_prefix):
     )
 
 
+def _search(model, channels_first, stage_prefix):
+    from art_purify.defences.preprocessor import ReconstructionSearchPyTorch
+    from tests.helpers import tiny_unet
+
+    return ReconstructionSearchPyTorch(
+        tiny_unet(torch.float32), max_iter=2, nb_noise=2, channels_first=channels_first, device_type="cpu"
+    )
+
+
 def _bpda(model, channels_first, stage_prefix):
     return StraightThroughPyTorch(_hetero(model, channels_first, stage_prefix), nb_eot=2)
 
 
 #: Every defence of the package: name -> factory(classifier model, channels_first, stage-name prefix).
-DEFENCES = {"uniform": _uniform, "heterogeneous": _hetero, "straight-through": _bpda}
+DEFENCES = {"uniform": _uniform, "heterogeneous": _hetero, "straight-through": _bpda, "reconstruction-search": _search}
 
 
 def _reset(defence):
     inner = getattr(defence, "defence", defence)
-    inner.reset_generator()
+    getattr(inner, "reset_generator", lambda: None)()  # a deterministic defence has no noise stream
 
 
 @pytest.mark.parametrize("name", sorted(DEFENCES))
@@ -92,6 +101,7 @@ INVALID = {
     "uniform": {"t_star": 0, "nb_eot": 0, "sampler": "euler", "defence_grid": 3, "gradient": "adjoint"},
     "heterogeneous": {"t_high": 0, "t_low": 150, "mask_threshold": 2.0, "jump": -1, "batch_size": 0},
     "straight-through": {"nb_eot": 0},
+    "reconstruction-search": {"sigma": 0.0, "radius": -1.0, "norm": "1", "nb_noise": 0, "gradient": "surrogate"},
 }
 
 
