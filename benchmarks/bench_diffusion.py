@@ -50,6 +50,32 @@ def _rss_bytes() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def measure(run, device, repeats: int):
+    """Peak memory (bytes) of the first call of ``run`` and the times (s) of ``repeats`` later calls.
+
+    Memory first, on the process's first call (it doubles as the warm-up): a warmed-up allocator keeps freed memory
+    and would hide the growth of a later call.
+    """
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        run()
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        base = _rss_bytes()
+        run()
+        peak = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return peak, times
+
+
 def _child(args) -> dict:
     import torch
 
@@ -117,23 +143,7 @@ def _child(args) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    # Memory first, on the process's first call (it doubles as the warm-up): a warmed-up allocator keeps freed
-    # memory and would hide the growth of a later call.
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        run()
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        base = _rss_bytes()
-        run()
-        peak = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
+    peak, times = measure(run, device, args.repeats)
     return {
         "mode": mode,
         "calls": args.calls,

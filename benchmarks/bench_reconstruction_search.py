@@ -20,14 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_diffusion import _rss_bytes  # noqa: E402  pylint: disable=wrong-import-position
+from bench_diffusion import measure  # noqa: E402  pylint: disable=wrong-import-position
 
 MODES = ["purify", "exact_ckpt", "exact_nockpt", "bpda"]
 
@@ -63,20 +61,7 @@ def _child(args) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        run()
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        base = _rss_bytes()
-        run()
-        peak = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
+    peak, times = measure(run, device, args.repeats)
     return {"mode": args.mode, "steps": args.steps[0], "nb_noise": args.nb_noise[0],
             "time_s": statistics.median(times) if times else None, "peak_mib": peak / 2**20}  # fmt: skip
 
