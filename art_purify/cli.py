@@ -441,7 +441,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> List[argparse.ArgumentParser
 
 def _with_flag_names(message: str, parser: argparse.ArgumentParser, command: str) -> str:
     """Library messages name parameters (``batch_size must be ...``); on the command line, name the flag."""
-    sub = dict(zip([p.prog.split()[-1] for p in _subparsers(parser)], _subparsers(parser))).get(command)
+    sub = next((p for p in _subparsers(parser) if p.prog.split()[-1] == command), None)
     if sub is None:
         return message
     for action in sub._actions:  # pylint: disable=protected-access

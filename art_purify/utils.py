@@ -27,6 +27,19 @@ def resolve_device(device: Optional[str] = None) -> torch.device:
     return resolved
 
 
+def module_dtype(module: torch.nn.Module, default: torch.dtype = torch.float32) -> torch.dtype:
+    """The dtype of ``module``'s first parameter (``default`` for a module without parameters)."""
+    for param in module.parameters():
+        return param.dtype
+    return default
+
+
+def follow_device(module: torch.nn.Module, device: torch.device) -> None:
+    """Move ``module`` to ``device`` if its parameters are elsewhere (a defence follows its input's device)."""
+    if next(module.parameters(), torch.empty(0)).device != device:
+        module.to(device)
+
+
 def step_generator(seed: int, step: int, device: Optional[torch.device] = None) -> torch.Generator:
     """
     A ``torch.Generator`` seeded from ``(seed, step)`` alone.

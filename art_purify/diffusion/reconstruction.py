@@ -158,8 +158,7 @@ class _RecomputedStep(torch.autograd.Function):  # pylint: disable=abstract-meth
     def forward(ctx, z, x, step, context):  # pylint: disable=arguments-differ
         ctx.step, ctx.context = step, context
         ctx.save_for_backward(z, x)
-        with context():
-            return step(z.detach(), x.detach(), False)
+        return step(z.detach(), x.detach(), False)  # first order only: the fused attention kernels will do
 
     @staticmethod
     def backward(ctx, grad_out):  # pylint: disable=arguments-differ
@@ -180,7 +179,8 @@ def recomputed_step(
     """
     ``step(z, x, create_graph)`` with its graph rebuilt in the backward pass, so that the memory of an unrolled
     search's gradient does not grow with the number of steps. First-order only (an attacker's gradient); ``context``
-    is entered around both passes (e.g. :func:`twice_differentiable_attention`).
+    is entered around the backward's recomputation, the one place that differentiates twice (e.g.
+    :func:`twice_differentiable_attention`).
     """
     return _RecomputedStep.apply(z, x, step, context)
 

@@ -31,6 +31,8 @@ class DiffusionSchedule:
         self.alphas = torch.as_tensor(scheduler.alphas, dtype=torch.float64)
         self.alphas_cumprod = torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float64)
         self.num_train_timesteps = int(self.alphas_cumprod.numel())
+        #: ``sigma_t = sqrt((1 - ab_t) / ab_t)`` for every timestep (looked up by :meth:`timestep_for_sigma`).
+        self.sigmas = ((1.0 - self.alphas_cumprod) / self.alphas_cumprod).sqrt()
 
     def _take(self, table: torch.Tensor, t: Union[int, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=torch.long).cpu()  # the tables live on the CPU
@@ -54,5 +56,4 @@ class DiffusionSchedule:
 
     def timestep_for_sigma(self, sigma: float, device: Optional[torch.device] = None) -> int:
         """The timestep whose :meth:`sigma` is closest to ``sigma``."""
-        sigmas = ((1.0 - self.alphas_cumprod) / self.alphas_cumprod).sqrt()
-        return int((sigmas - float(sigma)).abs().argmin())
+        return int((self.sigmas - float(sigma)).abs().argmin())

@@ -17,7 +17,7 @@ from art_purify.defences.preprocessor.eot import expand_for_eot
 from art_purify.defences.preprocessor.validation import validate_images
 from art_purify.diffusion.sampling import from_model_space, to_model_space
 from art_purify.diffusion.schedule import DiffusionSchedule
-from art_purify.utils import AtomicParamsMixin
+from art_purify.utils import AtomicParamsMixin, follow_device, module_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -146,9 +146,7 @@ class BaseDiffusionPurifierPyTorch(AtomicParamsMixin, PreprocessorPyTorch):
         return from_model_space(out, self.clip_values, clamp=True)
 
     def _model_dtype(self) -> torch.dtype:
-        for param in self.unet.parameters():
-            return param.dtype
-        return torch.float32
+        return module_dtype(self.unet)
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """
@@ -160,8 +158,7 @@ class BaseDiffusionPurifierPyTorch(AtomicParamsMixin, PreprocessorPyTorch):
         x_cf = self._validate(x)
         need_grad = torch.is_grad_enabled() and x.requires_grad
         x_cf, y = expand_for_eot(x_cf, y, self.nb_eot)
-        if next(self.unet.parameters(), torch.empty(0)).device != x.device:
-            self.unet.to(x.device)
+        follow_device(self.unet, x.device)
         work = x_cf.to(self._model_dtype())
         generator = self._generator(x.device)
         outs = []

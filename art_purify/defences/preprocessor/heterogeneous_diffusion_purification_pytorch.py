@@ -12,6 +12,7 @@ import torch
 from art_purify.defences.preprocessor.base_diffusion_purifier_pytorch import BaseDiffusionPurifierPyTorch
 from art_purify.defences.preprocessor.saliency import ActivationSaliency
 from art_purify.diffusion.sampling import grid_timesteps
+from art_purify.utils import module_dtype
 from art_purify.diffusion.purification import heterogeneous_purify
 
 
@@ -143,15 +144,10 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
             self.saliency.configure(self.mask_threshold, self.mask_top_fraction)
             self.saliency.channels_first = bool(self.channels_first)
 
-    def _classifier_dtype(self) -> torch.dtype:
-        for param in self.saliency.model.parameters():
-            return param.dtype
-        return torch.float32
-
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The saliency mask of a channels-first chunk, from the classifier called in ITS layout."""
         x_in = x if self.channels_first else x.permute(0, 2, 3, 1).clone(memory_format=torch.contiguous_format)
-        return self.saliency.mask(x_in.to(self._classifier_dtype())).to(x.dtype)
+        return self.saliency.mask(x_in.to(module_dtype(self.saliency.model))).to(x.dtype)
 
     def _purify_model_space(self, xd, grid, state, generator, gradient_checkpointing):
         return heterogeneous_purify(

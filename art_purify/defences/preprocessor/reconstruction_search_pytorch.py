@@ -25,7 +25,7 @@ from art_purify.diffusion.reconstruction import (
     twice_differentiable_attention,
 )
 from art_purify.diffusion.sampling import to_model_space
-from art_purify.utils import AtomicParamsMixin
+from art_purify.utils import AtomicParamsMixin, follow_device, module_dtype
 
 #: Gradients the search gives an attacker: the unrolled search, or BPDA's identity (a reference only).
 SEARCH_GRADIENT_MODES = ("exact", "bpda")
@@ -188,11 +188,6 @@ class ReconstructionSearchPyTorch(
         return self._noises[key]
 
     # ------------------------------------------------------------------ the defence
-    def _dtype(self) -> torch.dtype:
-        for param in self.denoiser.parameters():
-            return param.dtype
-        return torch.float32
-
     def ere(self, z: torch.Tensor) -> torch.Tensor:
         """The expected reconstruction error of channels-first images ``z`` (input units), ``(N,)``."""
         return self._ere_with(self.noise_draws(z.shape[1:], z.device, z.dtype), self.effective_sigma)(z)
@@ -218,12 +213,10 @@ class ReconstructionSearchPyTorch(
 
         z = x if exact else x.detach()
         x0 = z
-        with attention() if exact else contextlib.nullcontext():
+        recompute = exact and self.gradient_checkpointing  # the second-order graph is then built in the backward
+        with attention() if exact and not recompute else contextlib.nullcontext():
             for _ in range(int(self.max_iter)):
-                if exact and self.gradient_checkpointing:
-                    z = recomputed_step(step, z, x0, attention)
-                else:
-                    z = step(z, x0, exact)
+                z = recomputed_step(step, z, x0, attention) if recompute else step(z, x0, exact)
         return z
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -234,10 +227,9 @@ class ReconstructionSearchPyTorch(
         """
         network = self.unet if self.unet is not None else self.denoiser
         x_cf = validate_images(x, self.clip_values, self.channels_first, network, f"{type(self).__name__}.forward")
-        if next(self.denoiser.parameters(), torch.empty(0)).device != x.device:
-            self.denoiser.to(x.device)
+        follow_device(self.denoiser, x.device)
         need_grad = torch.is_grad_enabled() and x.requires_grad
-        work = x_cf.to(self._dtype())
+        work = x_cf.to(module_dtype(self.denoiser))
         outs = []
         chunks = range(0, work.shape[0], self.batch_size)
         for i in tqdm(chunks, desc=type(self).__name__, disable=not self.verbose or len(chunks) == 1):

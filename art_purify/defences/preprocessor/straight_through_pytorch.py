@@ -20,7 +20,7 @@ def straight_through(x: torch.Tensor, purified: torch.Tensor) -> torch.Tensor:
     ``purified``'s dtype (the defence decides the output dtype). Every BPDA of the package goes through it.
     """
     x = x.to(purified.dtype)
-    return x + (purified.detach() - x).detach()
+    return x + (purified - x).detach()
 
 
 class StraightThroughPyTorch(AtomicParamsMixin, PreprocessorPyTorch):

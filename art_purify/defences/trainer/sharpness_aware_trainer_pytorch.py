@@ -209,8 +209,6 @@ class SharpnessAwareTrainerPyTorch(Trainer):
         if self.class_counts is None:
             self.class_counts = np.bincount(y, minlength=self._classifier.nb_classes)
         ckpt = None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
-        if resume and (ckpt is None or not ckpt.is_file()):
-            raise FileNotFoundError(f"resume=True but there is no checkpoint at {ckpt}.")
 
         classifier = self._classifier
         model = classifier.model
