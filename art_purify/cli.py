@@ -49,6 +49,34 @@ def _config_option(parser: argparse.ArgumentParser, flag: str, config: type, nam
     parser.add_argument(flag, dest=name, type=kind, default=default, help=f"{text} (default {default}).")
 
 
+#: ``evaluate``'s options of the reconstruction search: flag, parameter of ``ReconstructionSearchPyTorch``, help.
+SEARCH_OPTIONS = (
+    ("--sigma", "sigma", "Noise level of the ERE in model space ([-1, 1] data)"),
+    ("--nb-noise", "nb_noise", "Fixed noise draws of the ERE"),
+    ("--search-iter", "max_iter", "Search steps"),
+    ("--search-step", "step_size", "Mean per-pixel move of a search step"),
+    ("--radius", "radius", "Radius of the search ball around the input (l_inf, pixel units)"),
+    ("--rho", "rho", "SAM radius (0: plain ERE descent)"),
+)
+
+
+def _search_option(parser: argparse.ArgumentParser, flag: str, name: str, text: str) -> None:
+    """An option of the reconstruction search; the default printed is the library's, and only a value given on the
+    command line reaches the defence (``None`` otherwise)."""
+    import inspect
+
+    from art_purify.defences.preprocessor import ReconstructionSearchPyTorch
+
+    default = inspect.signature(ReconstructionSearchPyTorch.__init__).parameters[name].default
+    kind = float if isinstance(default, float) else int
+    parser.add_argument(
+        flag,
+        dest=f"search_{name}",
+        type=kind,
+        help=f"{text}; --defence reconstruction-search only (default {default}).",
+    )
+
+
 def _common_train_args(parser: argparse.ArgumentParser, config: type) -> None:
     _run_args(parser)
     _config_option(parser, "--batch-size", config, "batch_size", "Training batch size")
@@ -57,7 +85,7 @@ def _common_train_args(parser: argparse.ArgumentParser, config: type) -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-statements
-    from art_purify.defences.preprocessor import GRADIENT_MODES
+    from art_purify.defences.preprocessor import GRADIENT_MODES, SEARCH_GRADIENT_MODES
     from art_purify.evaluation.attacks import ATTACKS, AttackSettings
     from art_purify.evaluation.defences import DEFENCES
     from art_purify.evaluation.suite import PRESET_DESCRIPTIONS
@@ -170,9 +198,18 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
     p.add_argument(
         "--gradient",
         default="exact",
-        choices=list(GRADIENT_MODES),
-        help="Gradient the defence gives the white-box attacks (default exact); --attack bpda runs the "
-        "BPDA reference.",
+        choices=list(dict.fromkeys((*GRADIENT_MODES, *SEARCH_GRADIENT_MODES))),
+        help="Gradient the defence gives the white-box attacks (default exact): exact or surrogate for the "
+        "diffusion purifiers, exact or bpda (a reference only) for the reconstruction search; --attack bpda runs "
+        "the BPDA reference for any defence.",
+    )
+    for flag, name, text in SEARCH_OPTIONS:
+        _search_option(p, flag, name, text)
+    p.add_argument(
+        "--ere-weight",
+        type=float,
+        default=AttackSettings.ere_weight,
+        help="Weight of the ERE term of the reconstruction-aware attack (default " f"{AttackSettings.ere_weight}).",
     )
     p.add_argument("--eot", type=int, help="EOT samples per gradient of a random defence (preset default).")
     p.add_argument("--votes", type=int, help="Majority vote over this many purification runs (preset default).")
@@ -406,6 +443,8 @@ def _cmd_evaluate(args, command: str) -> int:
             votes=args.votes,
             sanity_n=args.sanity_n,
             eps_curve=None if args.eps_curve is None else parse_factors(args.eps_curve),
+            ere_weight=args.ere_weight,
+            search={name: getattr(args, f"search_{name}") for _, name, _ in SEARCH_OPTIONS},
         )
     )
     return 0
@@ -441,6 +480,13 @@ def _subparsers(parser: argparse.ArgumentParser) -> List[argparse.ArgumentParser
 
 def _with_flag_names(message: str, parser: argparse.ArgumentParser, command: str) -> str:
     """Library messages name parameters (``batch_size must be ...``); on the command line, name the flag."""
+    from art_purify.evaluation.command import SEARCH_ERROR_PREFIX
+
+    if command == "evaluate" and message.startswith(SEARCH_ERROR_PREFIX):  # the search's own parameter names
+        shared = (("--gradient", "gradient", ""), ("--batch-size", "batch_size", ""), ("--seed", "seed", ""))
+        for flag, name, _ in (*SEARCH_OPTIONS, *shared):
+            message = re.sub(rf"(?<![\w\-.']){re.escape(name)}(?![\w])", flag, message)
+        return message
     sub = next((p for p in _subparsers(parser) if p.prog.split()[-1] == command), None)
     if sub is None:
         return message

@@ -11,6 +11,7 @@ from art_purify.evaluation.attacks import (
     straight_through_classifier,
 )
 from art_purify.evaluation.defences import DEFENCES, build_defence
+from art_purify.evaluation.reconstruction_aware_pgd import ReconstructionAwarePGD
 from art_purify.evaluation.report import format_table, load_report, save_figure, save_report, summary_table
 from art_purify.evaluation.results import AttackOutcome, EvaluationReport, SanityCheck
 from art_purify.evaluation.suite import PRESETS, evaluate
@@ -24,6 +25,7 @@ __all__ = [
     "DEFENCES",
     "EvaluationReport",
     "PRESETS",
+    "ReconstructionAwarePGD",
     "SanityCheck",
     "as_art_classifier",
     "build_attack",

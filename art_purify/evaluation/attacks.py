@@ -10,12 +10,23 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
+from art_purify.evaluation.reconstruction_aware_pgd import ReconstructionAwarePGD, ere_defence_of
+
 #: Attack names understood by :func:`build_attack`, in the order the suite runs them.
-ATTACKS = ("pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "autoattack", "bpda", "square")
+ATTACKS = ("pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "autoattack", "reconstruction-aware", "bpda", "square")
 #: Other spellings accepted on the command line.
-ALIASES = {"pgd-eot": "pgd", "pgd-linf": "pgd", "pgd-l2-eot": "pgd-l2", "bpda-eot": "bpda", "aa": "autoattack"}
+ALIASES = {
+    "pgd-eot": "pgd",
+    "pgd-linf": "pgd",
+    "pgd-l2-eot": "pgd-l2",
+    "bpda-eot": "bpda",
+    "aa": "autoattack",
+    "aware": "reconstruction-aware",
+}
 #: Attacks that follow the true gradient of the defended classifier (EOT-averaged for random defences).
-WHITE_BOX = ("pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "autoattack")
+WHITE_BOX = ("pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "autoattack", "reconstruction-aware")
+#: Attacks that need a defence with an ``ere`` method (the reconstruction search).
+NEEDS_ERE = ("reconstruction-aware",)
 #: Human-readable names for tables and figures.
 LABELS = {
     "pgd": "PGD l_inf",
@@ -23,6 +34,7 @@ LABELS = {
     "apgd-ce": "APGD-CE",
     "apgd-dlr": "APGD-DLR",
     "autoattack": "AutoAttack",
+    "reconstruction-aware": "Reconstruction-aware PGD",
     "bpda": "BPDA (reference only)",
     "square": "Square (black-box)",
 }
@@ -41,6 +53,8 @@ class AttackSettings:
     :param eps_step_l2: l_2 step (default ``eps_l2 / 4``).
     :param square_queries: Queries (iterations) of the black-box Square attack.
     :param batch_size: Attack batch size.
+    :param ere_weight: Weight of the ERE term of the ``reconstruction-aware`` attack
+                       (:class:`~art_purify.evaluation.ReconstructionAwarePGD`).
     """
 
     eps: float = 0.1
@@ -51,6 +65,7 @@ class AttackSettings:
     eps_step_l2: Optional[float] = None
     square_queries: int = 100
     batch_size: int = 64
+    ere_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.eps_step is None:
@@ -67,6 +82,8 @@ class AttackSettings:
             value = getattr(self, name)
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}.")
+        if not np.isfinite(self.ere_weight) or self.ere_weight < 0:
+            raise ValueError(f"ere_weight must be a non-negative number, got {self.ere_weight!r}.")
 
     def to_json(self) -> Dict:
         return asdict(self)
@@ -92,6 +109,17 @@ def parse_attacks(names: Union[str, Sequence[str]]) -> List[str]:
     if not wanted:
         raise ValueError("no attack given.")
     return [name for name in ATTACKS if name in wanted]
+
+
+def check_attacks_apply(names: Sequence[str], classifier: Any) -> None:
+    """Raise ``ValueError`` before any work when an attack of ``names`` cannot run on ``classifier`` (the
+    reconstruction-aware attack without a reconstruction search)."""
+    needing = [n for n in names if n in NEEDS_ERE]
+    if needing and ere_defence_of(classifier) is None:
+        raise ValueError(
+            f"attack {needing[0]!r} needs the reconstruction-search defence (a preprocessing defence with ere()); "
+            "this classifier has none."
+        )
 
 
 def _apgd(classifier, settings: AttackSettings, loss_type: str, verbose: bool):
@@ -161,6 +189,17 @@ def build_attack(name: str, classifier: Any, settings: AttackSettings, verbose: 
         return _apgd(classifier, settings, "difference_logits_ratio", verbose)
     if name == "square":
         return _square(classifier, settings, verbose)
+    if name == "reconstruction-aware":
+        assert settings.eps_step is not None  # set by AttackSettings.__post_init__
+        return ReconstructionAwarePGD(
+            classifier,
+            eps=settings.eps,
+            eps_step=settings.eps_step,
+            max_iter=settings.max_iter,
+            ere_weight=settings.ere_weight,
+            batch_size=settings.batch_size,
+            verbose=verbose,
+        )
     from art.attacks.evasion import AutoAttack
 
     return AutoAttack(

@@ -13,6 +13,9 @@ import numpy as np
 from art_purify.evaluation.attacks import AttackSettings, parse_attacks
 from art_purify.evaluation.suite import PRESETS
 
+#: Prefix of errors raised by the reconstruction search's parameters (the command line names its flags).
+SEARCH_ERROR_PREFIX = "reconstruction search: "
+
 
 def check_out_dir(out: Union[str, Path]) -> Path:
     """Create ``out`` and make sure it can be written, or raise ``ValueError`` naming it."""
@@ -50,6 +53,7 @@ def resolve_options(  # pylint: disable=too-many-arguments
     votes: Optional[int] = None,
     sanity_n: Optional[int] = None,
     eps_curve: Optional[Sequence[float]] = None,
+    ere_weight: float = AttackSettings.ere_weight,
 ) -> Dict[str, Any]:
     """Fill the options left as ``None`` from the preset (``PRESETS[preset]``); an explicit 0 is kept (and rejected
     where it is not allowed)."""
@@ -68,6 +72,7 @@ def resolve_options(  # pylint: disable=too-many-arguments
         eps_l2=eps_l2,
         square_queries=pick(square_queries, "square_queries"),
         batch_size=batch_size,
+        ere_weight=ere_weight,
     )
     return {
         "attacks": parse_attacks(pick(attacks, "attacks")),
@@ -95,6 +100,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     resume: bool = False,
     verbose: bool = True,
     command: Optional[str] = None,
+    search: Optional[Dict[str, Any]] = None,
     **options: Any,
 ) -> str:
     """
@@ -106,6 +112,9 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     :param model: Zoo name of the classifier and diffusion model.
     :param defence: One of :data:`art_purify.evaluation.defences.DEFENCES`.
     :param gradient: One of :data:`art_purify.defences.preprocessor.GRADIENT_MODES`.
+    :param search: Parameters of the reconstruction search (``sigma``, ``nb_noise``, ``max_iter``, ``step_size``,
+                   ``radius``, ``rho``; ``None`` values keep the library defaults); only with
+                   ``defence="reconstruction-search"``.
     :param options: The attack options of :func:`resolve_options` (``preset``, ``attacks``, ``eps``, ...).
     :param command: The command line, recorded in the report.
     """
@@ -120,6 +129,12 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     from art_purify.zoo import load_classifier, load_diffusion
 
     resolved = resolve_options(**options)
+    search = {k: v for k, v in (search or {}).items() if v is not None}
+    if search and defence != "reconstruction-search":
+        raise ValueError(
+            f"{SEARCH_ERROR_PREFIX}{', '.join(sorted(search))} only apply to defence 'reconstruction-search', "
+            f"not {defence!r}."
+        )
     out = check_out_dir(out)
     dev = resolve_device(device)
     x, y = load_fashion_mnist("test", source=data)
@@ -128,16 +143,22 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     x, y = x[:n], y[:n]
     net = load_classifier(model, device=dev)
     unet, scheduler = load_diffusion(model, device=dev) if defence != "none" else (None, None)
-    built = build_defence(
-        defence,
-        unet,
-        scheduler,
-        net,
-        gradient=gradient,
-        seed=seed,
-        device_type="gpu" if dev.type == "cuda" else "cpu",
-        batch_size=resolved["settings"].batch_size,
-    )
+    try:
+        built = build_defence(
+            defence,
+            unet,
+            scheduler,
+            net,
+            gradient=gradient,
+            seed=seed,
+            device_type="gpu" if dev.type == "cuda" else "cpu",
+            batch_size=resolved["settings"].batch_size,
+            **search,
+        )
+    except ValueError as err:
+        if defence == "reconstruction-search":  # its max_iter is not the attack's: say whose parameter it is
+            raise ValueError(f"{SEARCH_ERROR_PREFIX}{err}") from err
+        raise
     classifier = as_art_classifier(
         net,
         input_shape=x.shape[1:],

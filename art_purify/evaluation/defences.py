@@ -9,7 +9,7 @@ from typing import Any, Optional
 import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
-DEFENCES = ("none", "uniform", "heterogeneous")
+DEFENCES = ("none", "uniform", "heterogeneous", "reconstruction-search")
 
 
 def build_defence(
@@ -24,9 +24,10 @@ def build_defence(
     **kwargs: Any,
 ) -> Optional[PreprocessorPyTorch]:
     """
-    A defence by name: ``"none"`` (returns ``None``), ``"uniform"`` (:class:`DiffusionPurificationPyTorch`) or
-    ``"heterogeneous"`` (:class:`HeterogeneousDiffusionPurificationPyTorch`, which needs ``classifier_model``).
-    Extra keyword arguments go to the defence's constructor.
+    A defence by name: ``"none"`` (returns ``None``), ``"uniform"`` (:class:`DiffusionPurificationPyTorch`),
+    ``"heterogeneous"`` (:class:`HeterogeneousDiffusionPurificationPyTorch`, which needs ``classifier_model``) or
+    ``"reconstruction-search"`` (:class:`ReconstructionSearchPyTorch`: deterministic, so ``nb_eot`` is not used and
+    ``seed`` fixes its noise draws). Extra keyword arguments go to the defence's constructor.
     """
     if name not in DEFENCES:
         raise ValueError(f"unknown defence {name!r}; choose one of {', '.join(DEFENCES)}.")
@@ -34,8 +35,16 @@ def build_defence(
         return None
     if unet is None:
         raise ValueError(f"defence {name!r} needs a diffusion model (unet).")
-    from art_purify.defences.preprocessor import DiffusionPurificationPyTorch, HeterogeneousDiffusionPurificationPyTorch
+    from art_purify.defences.preprocessor import (
+        DiffusionPurificationPyTorch,
+        HeterogeneousDiffusionPurificationPyTorch,
+        ReconstructionSearchPyTorch,
+    )
 
+    if name == "reconstruction-search":
+        return ReconstructionSearchPyTorch(
+            unet, scheduler, gradient=gradient, seed=0 if seed is None else seed, device_type=device_type, **kwargs
+        )
     common = dict(gradient=gradient, nb_eot=nb_eot, seed=seed, device_type=device_type, **kwargs)
     if name == "uniform":
         return DiffusionPurificationPyTorch(unet, scheduler, **common)

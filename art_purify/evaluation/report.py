@@ -141,6 +141,25 @@ def _purified(defence, x: np.ndarray) -> np.ndarray:
     return defence(x)[0]
 
 
+def _trajectory(defence, x: np.ndarray) -> dict:
+    """The search trajectory of ``x`` (numpy) on the device the defence's denoiser lives on."""
+    import torch
+
+    params = list(defence.denoiser.parameters())
+    device = params[0].device if params else torch.device("cpu")
+    return defence.trajectory(torch.from_numpy(np.ascontiguousarray(x)).to(device))
+
+
+def _plot_trajectory(ax, trajectory: dict) -> None:
+    steps = np.arange(trajectory["ere"].shape[0])
+    for k, (label, colour) in enumerate((("clean", "C0"), ("adversarial", "C3"))):
+        ax.plot(steps, trajectory["ere"][:, k], "o-", ms=3, color=colour, label=label)
+    ax.set_xlabel("search step", fontsize=7)
+    ax.set_title("ERE along the search", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=6)
+
+
 def _show(ax, image: np.ndarray, title: str, cmap="gray", vmin=0.0, vmax=1.0):
     image = np.asarray(image)
     image = image[0] if image.shape[0] == 1 else np.transpose(image, (1, 2, 0))
@@ -162,8 +181,9 @@ def save_figure(
 ) -> Path:
     """
     A PNG figure: for a few examples (those the attacks broke first) the clean image, the adversarial image of the
-    first attack that broke it, the perturbation, the purified adversarial image and, for a defence that exposes them
-    (the heterogeneous one), its saliency mask and noise-level map; beside them, accuracy against eps.
+    first attack that broke it, the perturbation, the purified adversarial image and, for a defence that exposes them,
+    the heterogeneous defence's saliency mask and noise-level map, or the reconstruction search's purified clean image
+    and the ERE along its search (clean and adversarial input); beside them, accuracy against eps.
     """
     import matplotlib
 
@@ -196,10 +216,13 @@ def save_figure(
 
     defence = next(iter(defences_of(classifier)), None)
     has_maps = defence is not None and hasattr(defence, "saliency_mask") and hasattr(defence, "noise_level_map")
+    has_search = defence is not None and hasattr(defence, "trajectory")
     columns = (
         ["clean", "adversarial", "perturbation"]
+        + (["purified clean"] if has_search else [])
         + (["purified adv."] if defence is not None else [])
         + (["saliency mask", "noise level t"] if has_maps else [])
+        + (["ERE trajectory"] if has_search else [])
     )
     rows = max(len(order), 1)
     fig = plt.figure(figsize=(2.0 * len(columns) + 4.5, 2.1 * rows + 0.6))
@@ -214,6 +237,8 @@ def save_figure(
         delta = x_adv - x[i]
         scale = max(float(np.abs(delta).max()), 1e-12)
         panels.append((delta / (2 * scale) + 0.5, f"perturbation (max {scale:.3g})"))
+        if has_search:
+            panels.append((_purified(defence, batch[:1])[0], "purified clean"))
         if defence is not None:
             panels.append((_purified(defence, batch[1:])[0], "purified adversarial"))
         for c, (image, text) in enumerate(panels):
@@ -229,6 +254,8 @@ def save_figure(
             shown = _show(level_ax, level, "noise level t", cmap="magma", vmin=0.0, vmax=t_max)
             colour_bar = fig.colorbar(shown, ax=level_ax, fraction=0.046, pad=0.04, ticks=np.unique(level)[:4])
             colour_bar.ax.tick_params(labelsize=7)
+        if has_search:
+            _plot_trajectory(fig.add_subplot(grid[r, len(panels)]), _trajectory(defence, batch))
     ax = fig.add_subplot(grid[:, len(columns) :])
     if report.eps_curve:
         eps = [p["eps"] for p in report.eps_curve]

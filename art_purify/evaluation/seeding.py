@@ -37,11 +37,16 @@ def phase_seed(seed: int, key: str) -> int:
 
 @contextlib.contextmanager
 def defence_params(classifier: Any, **params: Any) -> Iterator[None]:
-    """Temporarily set ``params`` on every defence of ``classifier`` that declares them in its ``params``."""
+    """
+    Temporarily set ``params`` on every defence of ``classifier`` that declares them in its ``params``. A defence
+    with ``stochastic = False`` (the reconstruction search, whose ``seed`` fixes its noise draws once and so is part
+    of its definition) keeps its ``seed``.
+    """
     saved: List[Tuple[Any, dict]] = []
     try:
         for defence in defences_of(classifier):
-            supported = {k: v for k, v in params.items() if k in getattr(defence, "params", [])}
+            keep = () if getattr(defence, "stochastic", True) else ("seed",)
+            supported = {k: v for k, v in params.items() if k in getattr(defence, "params", []) and k not in keep}
             if supported:
                 saved.append((defence, {k: getattr(defence, k) for k in supported}))
                 defence.set_params(**supported)

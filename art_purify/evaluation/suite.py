@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional, Sequence, Union
 import numpy as np
 from tqdm.auto import tqdm
 
-from art_purify.evaluation.attacks import LABELS, AttackSettings, defences_of, parse_attacks
+from art_purify.evaluation.attacks import LABELS, AttackSettings, check_attacks_apply, defences_of, parse_attacks
 from art_purify.evaluation.results import AttackOutcome, EvaluationReport
 from art_purify.evaluation.runner import AttackRunner, cascade_order
 from art_purify.evaluation.sanity import run_sanity_checks
@@ -146,6 +146,7 @@ def evaluate(
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y).astype(np.int64)
     _check_data(classifier, x, y)
+    check_attacks_apply(names, classifier)
     lo, hi = _clip(classifier)
     if not 0 < settings.eps <= hi - lo:
         raise ValueError(f"eps must lie in (0, {hi - lo:g}] (the data range of clip_values), got {settings.eps}.")

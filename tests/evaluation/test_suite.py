@@ -63,10 +63,11 @@ def _defended(kind, nb_eot=1):
 def test_undefended_classifier_under_every_attack(tiny_classifier):
     x, y = _data(tiny_classifier)
     settings = AttackSettings(eps=0.3, max_iter=5, batch_size=6, square_queries=20, eps_l2=3.0)
-    report = evaluate(tiny_classifier, x, y, ATTACKS, settings, eot=3, votes=3, seed=0, sanity_n=6, verbose=False)
+    every = [a for a in ATTACKS if a != "reconstruction-aware"]  # that one needs the search (its own tests)
+    report = evaluate(tiny_classifier, x, y, every, settings, eot=3, votes=3, seed=0, sanity_n=6, verbose=False)
     assert report.clean_accuracy == 1.0 and not report.random_defence
     assert report.settings["eot"] == 1 and report.settings["votes"] == 1  # deterministic: no EOT, no voting
-    assert set(report.attacks) == set(ATTACKS)
+    assert set(report.attacks) == set(every)
     # per-example worst case: robust only if every attack failed
     expected = np.all([o.robust for o in report.attacks.values()], axis=0)
     assert report.robust == expected.tolist()

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -92,6 +92,9 @@ class ReconstructionSearchPyTorch(
     :param device_type: ``"gpu"`` or ``"cpu"`` for numpy calls (``forward`` follows the input's device).
     :param verbose: Progress bar over internal batches.
     """
+
+    #: Deterministic: ``seed`` fixes the noise draws once; evaluation phases do not reseed it.
+    stochastic = False
 
     params = [
         "sigma", "nb_noise", "max_iter", "step_size", "rho", "radius", "norm", "gradient", "gradient_checkpointing",
@@ -188,8 +191,45 @@ class ReconstructionSearchPyTorch(
         return self._noises[key]
 
     # ------------------------------------------------------------------ the defence
-    def ere(self, z: torch.Tensor) -> torch.Tensor:
-        """The expected reconstruction error of channels-first images ``z`` (input units), ``(N,)``."""
+    def ere(self, x: torch.Tensor) -> torch.Tensor:
+        """
+        The expected reconstruction error of images ``x`` (the defence's layout, values in ``clip_values``), ``(N,)``
+        in the denoiser's dtype; differentiable in ``x`` (a defence-aware attacker lowers it, see
+        :class:`~art_purify.evaluation.ReconstructionAwarePGD`).
+        """
+        z = self._validated(x, "ere").to(module_dtype(self.denoiser))
+        return torch.cat([self._ere_for(z[i : i + self.batch_size]) for i in range(0, z.shape[0], self.batch_size)])
+
+    def trajectory(self, x: torch.Tensor) -> Dict[str, np.ndarray]:
+        """
+        The search without gradients, step by step, for inspection.
+
+        :return: ``{"ere": (max_iter + 1, N), "distance": (max_iter + 1, N)}``: the ERE of the iterate and its
+                 ``norm`` distance to the input, from the input (row 0) to the output (last row).
+        """
+        z_all = self._validated(x, "trajectory").detach().to(module_dtype(self.denoiser))
+        chunks = [self._trajectory_of(z_all[i : i + self.batch_size]) for i in range(0, len(z_all), self.batch_size)]
+        return {k: torch.cat([c[k] for c in chunks], dim=1).cpu().numpy() for k in ("ere", "distance")}
+
+    def _trajectory_of(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        eres, distances = [], []
+
+        def record(z: torch.Tensor) -> None:
+            with torch.no_grad():
+                eres.append(self._ere_for(z))
+                delta = (z - x).flatten(1)
+                distances.append(delta.abs().amax(1) if self.norm == "inf" else delta.norm(dim=1))
+
+        self._search(x, exact=False, record=record)
+        return {"ere": torch.stack(eres), "distance": torch.stack(distances)}
+
+    def _validated(self, x: torch.Tensor, method: str) -> torch.Tensor:
+        network = self.unet if self.unet is not None else self.denoiser
+        x_cf = validate_images(x, self.clip_values, self.channels_first, network, f"{type(self).__name__}.{method}")
+        follow_device(self.denoiser, x.device)
+        return x_cf
+
+    def _ere_for(self, z: torch.Tensor) -> torch.Tensor:
         return self._ere_with(self.noise_draws(z.shape[1:], z.device, z.dtype), self.effective_sigma)(z)
 
     def _ere_with(self, noises: torch.Tensor, sigma: float):
@@ -198,7 +238,9 @@ class ReconstructionSearchPyTorch(
 
         return ere
 
-    def _search(self, x: torch.Tensor, exact: bool) -> torch.Tensor:
+    def _search(
+        self, x: torch.Tensor, exact: bool, record: Optional[Callable[[torch.Tensor], None]] = None
+    ) -> torch.Tensor:
         clip = (float(self.clip_values[0]), float(self.clip_values[1]))
         # everything the steps close over is made before the first (checkpointed) step
         ere = self._ere_with(self.noise_draws(x.shape[1:], x.device, x.dtype), self.effective_sigma)
@@ -215,8 +257,12 @@ class ReconstructionSearchPyTorch(
         x0 = z
         recompute = exact and self.gradient_checkpointing  # the second-order graph is then built in the backward
         with attention() if exact and not recompute else contextlib.nullcontext():
+            if record is not None:
+                record(z)
             for _ in range(int(self.max_iter)):
                 z = recomputed_step(step, z, x0, attention) if recompute else step(z, x0, exact)
+                if record is not None:
+                    record(z)
         return z
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -225,9 +271,7 @@ class ReconstructionSearchPyTorch(
 
         :return: ``(searched, y)``: one output per input (the defence is deterministic: no EOT), ``y`` unchanged.
         """
-        network = self.unet if self.unet is not None else self.denoiser
-        x_cf = validate_images(x, self.clip_values, self.channels_first, network, f"{type(self).__name__}.forward")
-        follow_device(self.denoiser, x.device)
+        x_cf = self._validated(x, "forward")
         need_grad = torch.is_grad_enabled() and x.requires_grad
         work = x_cf.to(module_dtype(self.denoiser))
         outs = []

@@ -136,3 +136,32 @@ def test_a_custom_denoiser_and_exactly_one_denoiser():
         ReconstructionSearchPyTorch(tiny_unet(), denoiser=Shrink())
     with pytest.raises(ValueError, match="exactly one of unet"):
         ReconstructionSearchPyTorch()
+
+
+def test_trajectory_runs_from_the_input_to_the_output():
+    defence = search(max_iter=3, radius=0.1)
+    x = image_batch(3)
+    path = defence.trajectory(x)
+    assert path["ere"].shape == (4, 3) and path["distance"].shape == (4, 3)
+    out = defence.forward(x)[0]
+    assert np.allclose(path["ere"][0], defence.ere(x).detach().numpy(), rtol=1e-10)
+    assert np.allclose(path["ere"][-1], defence.ere(out).detach().numpy(), rtol=1e-10)
+    assert np.all(path["distance"][0] == 0) and np.all(path["distance"] <= 0.1 + 1e-12)
+    assert np.allclose(path["distance"][-1], (out - x).abs().flatten(1).amax(1).numpy())
+    assert path["ere"][-1].sum() < path["ere"][0].sum()
+    by_batch = search(max_iter=3, radius=0.1, batch_size=1).trajectory(x)  # internal batching changes nothing
+    assert np.allclose(by_batch["ere"], path["ere"], rtol=1e-10)
+
+
+def test_ere_takes_the_defences_layout_checks_its_input_and_is_differentiable():
+    x = image_batch(2)
+    first = search().ere(x)
+    last = search(channels_first=False).ere(x.permute(0, 2, 3, 1))
+    assert torch.allclose(first, last, rtol=1e-12) and first.shape == (2,)
+    xg = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(search().ere(xg).sum(), xg)
+    assert grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="outside clip_values"):
+        search().ere(x + 2)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        search().trajectory(x * float("nan"))
