@@ -57,6 +57,7 @@ SEARCH_OPTIONS = (
     ("--search-step", "step_size", "Mean per-pixel move of a search step"),
     ("--radius", "radius", "Radius of the search ball around the input (l_inf, pixel units)"),
     ("--rho", "rho", "SAM radius (0: plain ERE descent)"),
+    ("--unrolled-steps", "unrolled_steps", "Last search steps unrolled by --gradient truncated"),
 )
 
 
@@ -73,6 +74,7 @@ def _search_option(parser: argparse.ArgumentParser, flag: str, name: str, text: 
         flag,
         dest=f"search_{name}",
         type=kind,
+        metavar=flag.lstrip("-").upper().replace("-", "_"),
         help=f"{text}; --defence reconstruction-search only (default {default}).",
     )
 
@@ -200,8 +202,8 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
         default="exact",
         choices=list(dict.fromkeys((*GRADIENT_MODES, *SEARCH_GRADIENT_MODES))),
         help="Gradient the defence gives the white-box attacks (default exact): exact or surrogate for the "
-        "diffusion purifiers, exact or bpda (a reference only) for the reconstruction search; --attack bpda runs "
-        "the BPDA reference for any defence.",
+        "diffusion purifiers, exact, truncated (the last --unrolled-steps steps unrolled, cheaper) or bpda (a "
+        "reference only) for the reconstruction search; --attack bpda runs the BPDA reference for any defence.",
     )
     for flag, name, text in SEARCH_OPTIONS:
         _search_option(p, flag, name, text)

@@ -6,6 +6,7 @@ number of search steps and of noise draws:
 - ``purify``: one search without gradients (what ``predict`` runs);
 - ``exact_ckpt`` / ``exact_nockpt``: one loss gradient through the whole unrolled search, with and without per-step
   recomputation (``gradient_checkpointing``);
+- ``truncated``: one loss gradient through the last search step only (``gradient="truncated"``, ``unrolled_steps=1``);
 - ``bpda``: one loss gradient with the identity gradient (a search without its graph).
 
 Each measurement runs in a fresh subprocess; memory is measured as in ``bench_diffusion.py`` (the growth of the max
@@ -27,7 +28,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_diffusion import measure  # noqa: E402  pylint: disable=wrong-import-position
 
-MODES = ["purify", "exact_ckpt", "exact_nockpt", "bpda"]
+MODES = ["purify", "exact_ckpt", "exact_nockpt", "truncated", "bpda"]
 
 
 def _child(args) -> dict:
@@ -43,7 +44,8 @@ def _child(args) -> dict:
     model = load_classifier("fashion-mnist", device=device)
     defence = ReconstructionSearchPyTorch(
         unet, scheduler, max_iter=args.steps[0], nb_noise=args.nb_noise[0], batch_size=args.batch,
-        gradient="bpda" if args.mode == "bpda" else "exact", gradient_checkpointing=args.mode != "exact_nockpt",
+        gradient={"bpda": "bpda", "truncated": "truncated"}.get(args.mode, "exact"), unrolled_steps=1,
+        gradient_checkpointing=args.mode != "exact_nockpt",
         device_type="gpu" if device.type == "cuda" else "cpu",
     )  # fmt: skip
     gen = torch.Generator(device=device).manual_seed(1)

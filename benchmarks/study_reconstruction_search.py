@@ -22,6 +22,8 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 #: The base setting every other one changes one knob of.
 BASE = {"sigma": 0.25, "nb_noise": 2, "max_iter": 5, "step_size": 0.03, "radius": 0.25, "rho": 0.05}
 #: name -> the knobs changed from BASE.
@@ -31,12 +33,15 @@ SETTINGS = {
     "rho=0.2": {"rho": 0.2},
     "sigma=0.1": {"sigma": 0.1},
     "sigma=0.5": {"sigma": 0.5},
+    "sigma=1.0": {"sigma": 1.0},
     "nb_noise=1": {"nb_noise": 1},
     "nb_noise=4": {"nb_noise": 4},
     "max_iter=2": {"max_iter": 2},
     "max_iter=10": {"max_iter": 10},
     "radius=0.1": {"radius": 0.1},
     "radius=0.4": {"radius": 0.4},
+    # the knobs that helped, together
+    "sigma=0.5,max_iter=10": {"sigma": 0.5, "max_iter": 10},
 }
 
 
@@ -48,7 +53,10 @@ def run_setting(name: str, args: argparse.Namespace, models) -> dict:
 
     net, unet, scheduler = models
     params = {**BASE, **SETTINGS[name]}
-    defence = ReconstructionSearchPyTorch(unet, scheduler, device_type="cpu", batch_size=args.batch_size, **params)
+    gradient = {"gradient": args.gradient, "unrolled_steps": args.unrolled_steps}
+    defence = ReconstructionSearchPyTorch(
+        unet, scheduler, device_type="cpu", batch_size=args.batch_size, **params, **gradient
+    )
     classifier = as_art_classifier(net, nb_classes=len(CLASSES), device="cpu", preprocessing_defences=[defence])
     x, y = load_fashion_mnist("test", source="embedded")
     t0 = time.time()
@@ -60,15 +68,27 @@ def run_setting(name: str, args: argparse.Namespace, models) -> dict:
     report = evaluate(
         classifier, x[: args.n_robust], y[: args.n_robust], ["apgd-ce"], settings, seed=0, sanity=False, verbose=False
     )
+    cosine = None
+    if args.gradient != "exact":  # how close the attacker's gradient is to the exact one, on the first 8 images
+        onehot = np.eye(len(CLASSES), dtype=np.float32)[y[:8]]
+        approx = classifier.loss_gradient(x[:8], onehot).reshape(8, -1)
+        defence.set_params(gradient="exact")
+        exact = classifier.loss_gradient(x[:8], onehot).reshape(8, -1)
+        defence.set_params(gradient=args.gradient)
+        cosine = float(
+            np.mean((approx * exact).sum(1) / np.linalg.norm(approx, axis=1) / np.linalg.norm(exact, axis=1))
+        )
     return {
         "setting": name,
         "params": params,
+        "gradient": gradient,
+        "mean_cosine_to_exact_gradient": cosine,
         "clean_accuracy": clean,
         "n_clean": args.n_clean,
         "clean_on_robust_subset": report.clean_accuracy,
         "robust_accuracy": report.robust_accuracy,
         "n_robust": args.n_robust,
-        "attack": f"APGD-CE exact, {args.max_iter} iterations, eps {args.eps}",
+        "attack": f"APGD-CE ({args.gradient} gradient), {args.max_iter} iterations, eps {args.eps}",
         "purify_s_per_image": clean_s / args.n_clean,
         "attack_s": report.attacks["apgd-ce"].time_s,
     }
@@ -100,6 +120,8 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, default=10)
     parser.add_argument("--eps", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--gradient", default="exact", help="the attacker's gradient mode (exact, truncated, bpda)")
+    parser.add_argument("--unrolled-steps", type=int, default=1, help="steps unrolled by --gradient truncated")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
     args = parser.parse_args()
 

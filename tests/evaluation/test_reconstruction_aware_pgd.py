@@ -104,4 +104,4 @@ def test_the_command_line_names_the_searchs_flags(tmp_path, capsys):
     assert "--search-iter must be a non-negative integer" in err and "--max-iter" not in err
     argv = ["evaluate", "--defence", "reconstruction-search", "--gradient", "surrogate", "--n", "2", "--out", out]
     assert main([*argv, "--quiet"]) == 2
-    assert "--gradient must be one of ('exact', 'bpda')" in capsys.readouterr().err
+    assert "--gradient must be one of ('exact', 'truncated', 'bpda')" in capsys.readouterr().err

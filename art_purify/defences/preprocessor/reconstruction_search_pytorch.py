@@ -27,8 +27,9 @@ from art_purify.diffusion.reconstruction import (
 from art_purify.diffusion.sampling import to_model_space
 from art_purify.utils import AtomicParamsMixin, follow_device, module_dtype
 
-#: Gradients the search gives an attacker: the unrolled search, or BPDA's identity (a reference only).
-SEARCH_GRADIENT_MODES = ("exact", "bpda")
+#: Gradients the search gives an attacker: the unrolled search, its last ``unrolled_steps`` steps (identity before
+#: them; cheaper), or BPDA's identity (a reference only).
+SEARCH_GRADIENT_MODES = ("exact", "truncated", "bpda")
 
 
 class ReconstructionSearchPyTorch(
@@ -52,6 +53,10 @@ class ReconstructionSearchPyTorch(
     - ``gradient="exact"`` (default): autograd through the whole unrolled search (second-order: every step
       differentiates an ERE gradient, ``create_graph``); with ``gradient_checkpointing=True`` each step is recomputed
       in the backward pass, so memory does not grow with ``max_iter``;
+    - ``gradient="truncated"``: the first ``max_iter - unrolled_steps`` steps without a graph and the identity
+      gradient through them, then the last ``unrolled_steps`` steps unrolled exactly (the same output; the gradient
+      costs about ``unrolled_steps / max_iter`` of the exact one); an approximation, measured against ``"exact"`` in
+      ``docs/defences.md``. ``unrolled_steps = max_iter`` is ``"exact"``, ``0`` is ``"bpda"``;
     - ``gradient="bpda"``: the search's output with the identity gradient, a weak reference only (the same formula as
       :class:`~art_purify.defences.preprocessor.StraightThroughPyTorch`).
 
@@ -81,7 +86,8 @@ class ReconstructionSearchPyTorch(
     :param rho: SAM radius (0: plain ERE descent).
     :param radius: Radius of the search ball around the input, in input units (``norm``).
     :param norm: ``"inf"`` or ``"2"``.
-    :param gradient: ``"exact"`` or ``"bpda"``.
+    :param gradient: ``"exact"``, ``"truncated"`` or ``"bpda"``.
+    :param unrolled_steps: Steps unrolled by ``gradient="truncated"`` (the last ones; at most ``max_iter`` are).
     :param gradient_checkpointing: Recompute each step in the backward pass (exact mode).
     :param seed: Seed of the fixed noise draws.
     :param batch_size: Images searched at once.
@@ -97,7 +103,8 @@ class ReconstructionSearchPyTorch(
     stochastic = False
 
     params = [
-        "sigma", "nb_noise", "max_iter", "step_size", "rho", "radius", "norm", "gradient", "gradient_checkpointing",
+        "sigma", "nb_noise", "max_iter", "step_size", "rho", "radius", "norm", "gradient", "unrolled_steps",
+        "gradient_checkpointing",
         "seed", "batch_size", "clip_values", "channels_first", "verbose",
     ]  # fmt: skip
 
@@ -114,6 +121,7 @@ class ReconstructionSearchPyTorch(
         radius: float = 0.25,
         norm: str = "inf",
         gradient: str = "exact",
+        unrolled_steps: int = 1,
         gradient_checkpointing: bool = True,
         seed: int = 0,
         batch_size: int = 64,
@@ -141,6 +149,7 @@ class ReconstructionSearchPyTorch(
         self.radius = radius
         self.norm = norm
         self.gradient = gradient
+        self.unrolled_steps = unrolled_steps
         self.gradient_checkpointing = gradient_checkpointing
         self.seed = seed
         self.batch_size = batch_size
@@ -152,12 +161,14 @@ class ReconstructionSearchPyTorch(
 
     # ------------------------------------------------------------------ parameters
     def _check_params(self) -> None:
+        for name in ("max_iter", "unrolled_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}.")
         for name in ("nb_noise", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 0:
-            raise ValueError(f"max_iter must be a non-negative integer, got {self.max_iter!r}.")
         for name, low_ok in (("sigma", False), ("step_size", False), ("rho", True), ("radius", True)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not np.isfinite(value):
@@ -220,7 +231,7 @@ class ReconstructionSearchPyTorch(
                 delta = (z - x).flatten(1)
                 distances.append(delta.abs().amax(1) if self.norm == "inf" else delta.norm(dim=1))
 
-        self._search(x, exact=False, record=record)
+        self._search(x, record=record)
         return {"ere": torch.stack(eres), "distance": torch.stack(distances)}
 
     def _validated(self, x: torch.Tensor, method: str) -> torch.Tensor:
@@ -239,8 +250,10 @@ class ReconstructionSearchPyTorch(
         return ere
 
     def _search(
-        self, x: torch.Tensor, exact: bool, record: Optional[Callable[[torch.Tensor], None]] = None
+        self, x: torch.Tensor, unrolled: int = 0, record: Optional[Callable[[torch.Tensor], None]] = None
     ) -> torch.Tensor:
+        """The search from ``x``; its last ``unrolled`` steps keep their (twice-differentiable) graph, the steps
+        before them pass the identity gradient on (``unrolled = max_iter``: the exact unrolled search)."""
         clip = (float(self.clip_values[0]), float(self.clip_values[1]))
         # everything the steps close over is made before the first (checkpointed) step
         ere = self._ere_with(self.noise_draws(x.shape[1:], x.device, x.dtype), self.effective_sigma)
@@ -253,14 +266,19 @@ class ReconstructionSearchPyTorch(
         def attention() -> Any:
             return twice_differentiable_attention(self.denoiser)
 
-        z = x if exact else x.detach()
-        x0 = z
-        recompute = exact and self.gradient_checkpointing  # the second-order graph is then built in the backward
-        with attention() if exact and not recompute else contextlib.nullcontext():
+        steps = int(self.max_iter)
+        first_graph = steps - unrolled
+        x0 = x if unrolled else x.detach()
+        z = x.detach()
+        recompute = unrolled > 0 and self.gradient_checkpointing  # the second-order graph is built in the backward
+        with attention() if unrolled and not recompute else contextlib.nullcontext():
             if record is not None:
                 record(z)
-            for _ in range(int(self.max_iter)):
-                z = recomputed_step(step, z, x0, attention) if recompute else step(z, x0, exact)
+            for i in range(steps):
+                graph = i >= first_graph
+                if i == first_graph:  # the graph starts here: x itself, or the identity gradient of the steps before
+                    z = x if i == 0 else straight_through(x, z)
+                z = recomputed_step(step, z, x0, attention) if graph and recompute else step(z, x0, graph)
                 if record is not None:
                     record(z)
         return z
@@ -279,11 +297,13 @@ class ReconstructionSearchPyTorch(
         for i in tqdm(chunks, desc=type(self).__name__, disable=not self.verbose or len(chunks) == 1):
             chunk = work[i : i + self.batch_size]
             if need_grad and self.gradient == "exact":
-                outs.append(self._search(chunk, exact=True))
-            elif need_grad:  # bpda
-                outs.append(straight_through(chunk, self._search(chunk, exact=False)))
+                outs.append(self._search(chunk, unrolled=int(self.max_iter)))
+            elif need_grad and self.gradient == "truncated" and min(self.unrolled_steps, self.max_iter) > 0:
+                outs.append(self._search(chunk, unrolled=min(int(self.unrolled_steps), int(self.max_iter))))
+            elif need_grad:  # bpda (or nothing unrolled)
+                outs.append(straight_through(chunk, self._search(chunk)))
             else:
-                outs.append(self._search(chunk, exact=False))
+                outs.append(self._search(chunk))
         out = torch.cat(outs)
         if not self.channels_first:
             out = out.permute(0, 2, 3, 1)

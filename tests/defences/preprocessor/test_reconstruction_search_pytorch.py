@@ -165,3 +165,28 @@ def test_ere_takes_the_defences_layout_checks_its_input_and_is_differentiable():
         search().ere(x + 2)
     with pytest.raises(ValueError, match="NaN or inf"):
         search().trajectory(x * float("nan"))
+
+
+def _gradient(defence, x):
+    xg = x.clone().requires_grad_(True)
+    out, _ = defence.forward(xg)
+    (grad,) = torch.autograd.grad(out.pow(2).sum(), xg)
+    return out.detach(), grad
+
+
+def test_truncated_gradient_spans_bpda_to_exact_with_the_same_output():
+    x = image_batch(2)
+    out_exact, exact = _gradient(search(max_iter=3), x)
+    out_bpda, bpda = _gradient(search(max_iter=3, gradient="bpda"), x)
+    outs, grads = {}, {}
+    for k in (0, 1, 3, 5):
+        outs[k], grads[k] = _gradient(search(max_iter=3, gradient="truncated", unrolled_steps=k), x)
+        assert torch.allclose(outs[k], out_exact, atol=1e-12, rtol=0)  # the same search, another gradient
+    assert torch.allclose(grads[3], exact, atol=1e-10) and torch.allclose(grads[5], exact, atol=1e-10)
+    assert torch.allclose(grads[0], bpda, atol=1e-12)
+    assert not torch.allclose(grads[1], exact, atol=1e-6) and not torch.allclose(grads[1], bpda, atol=1e-6)
+    cosine = torch.nn.functional.cosine_similarity(grads[1].flatten(), exact.flatten(), dim=0)
+    assert cosine > 0.5  # an approximation of the exact gradient, closer than BPDA's
+    assert cosine > torch.nn.functional.cosine_similarity(bpda.flatten(), exact.flatten(), dim=0)
+    with pytest.raises(ValueError, match="unrolled_steps must be a non-negative integer"):
+        search(gradient="truncated", unrolled_steps=-1)
