@@ -72,7 +72,7 @@ class ReconstructionSearchPyTorch(
     Example::
 
         unet, scheduler = art_purify.zoo.load_diffusion("fashion-mnist")
-        defence = ReconstructionSearchPyTorch(unet, scheduler, sigma=0.25, max_iter=10, radius=0.25)
+        defence = ReconstructionSearchPyTorch(unet, scheduler)  # sigma 0.5, 2 draws, 5 steps of 0.03, radius 0.25
         classifier = PyTorchClassifier(model, loss, (1, 28, 28), 10, clip_values=(0, 1),
                                        preprocessing_defences=[defence])
 
@@ -113,10 +113,10 @@ class ReconstructionSearchPyTorch(
         unet: Optional[torch.nn.Module] = None,
         scheduler: Any = None,
         denoiser: Optional[torch.nn.Module] = None,
-        sigma: float = 0.25,
-        nb_noise: int = 4,
-        max_iter: int = 10,
-        step_size: float = 0.01,
+        sigma: float = 0.5,
+        nb_noise: int = 2,
+        max_iter: int = 5,
+        step_size: float = 0.03,
         rho: float = 0.05,
         radius: float = 0.25,
         norm: str = "inf",
