@@ -17,3 +17,5 @@ python3 benchmarks/bench_diffusion.py --unet cifar10 --batch 32 --device cuda --
   --json "$out/bench_cifar10.json" 2>&1 | tee "$out/bench_cifar10.log"
 python3 benchmarks/bench_diffusion.py --unet fashion-mnist --batch 16 --device cuda --repeats 5 \
   --json "$out/bench_fmnist.json" 2>&1 | tee "$out/bench_fmnist.log"
+python3 benchmarks/bench_reconstruction_search.py --batch 32 --device cuda --steps 5 10 20 --nb-noise 2 --repeats 3 \
+  --modes purify exact_ckpt exact_nockpt truncated --json "$out/bench_search.json" 2>&1 | tee "$out/bench_search.log"

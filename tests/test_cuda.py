@@ -155,3 +155,29 @@ def test_sharpness_aware_trainer_fits_on_cuda():
     assert next(classifier.model.parameters()).device.type == "cuda"
     assert [h["phase"] for h in history] == [1, 1, 2]
     assert history[-1]["train_loss"] < history[0]["train_loss"] and history[-1]["val_accuracy"] > 0.5
+
+
+def _search_on_cuda(**kw):
+    from art_purify.defences.preprocessor import ReconstructionSearchPyTorch
+
+    kw = {"max_iter": 3, "nb_noise": 2, "step_size": 0.02, "radius": 0.1, "device_type": "gpu", **kw}
+    return ReconstructionSearchPyTorch(tiny_unet(torch.float64).to(CUDA), **kw)
+
+
+def test_reconstruction_search_on_cuda_exact_gradient_determinism_and_the_cpu_output():
+    search = _search_on_cuda()
+    x = _cuda_input(3)
+    directional_check(search, x)  # the unrolled gradient against finite differences, float64, on CUDA
+    first, second = search.forward(x)[0], search.forward(x)[0]
+    assert torch.equal(first, second) and first.device.type == "cuda" and first.dtype == torch.float64
+    alone = search.forward(x[1:2])[0]
+    assert torch.allclose(alone, first[1:2], atol=1e-5, rtol=0)
+    cpu = _search_on_cuda()
+    cpu.denoiser.cpu()
+    assert torch.allclose(cpu.forward(x.cpu())[0], first.cpu(), atol=1e-6)  # same fixed draws on both devices
+    grads = []
+    for ckpt in (True, False):
+        xg = x.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(_search_on_cuda(gradient_checkpointing=ckpt).forward(xg)[0].sum(), xg)
+        grads.append(grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6, rtol=0)
