@@ -86,9 +86,15 @@ class ReconstructionAwarePGD(EvasionAttack):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
+    def _device(self) -> torch.device:
+        return getattr(self.estimator, "device", torch.device("cpu"))
+
+    def _ere(self, x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.defence.ere(torch.from_numpy(x).to(self._device())).cpu().numpy()
+
     def _ere_and_gradient(self, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        device = getattr(self.estimator, "device", torch.device("cpu"))
-        z = torch.from_numpy(x).to(device).requires_grad_(True)
+        z = torch.from_numpy(x).to(self._device()).requires_grad_(True)
         ere = self.defence.ere(z)
         (g,) = torch.autograd.grad(ere.sum(), z)
         return ere.detach().cpu().numpy(), g.detach().cpu().numpy().astype(x.dtype)
@@ -116,7 +122,7 @@ class ReconstructionAwarePGD(EvasionAttack):
         nb_classes = self.estimator.nb_classes
         x_adv = x.copy()
         active = np.argmax(self.estimator.predict(x, batch_size=self.batch_size), axis=1) == labels
-        clean_ere = self._ere_and_gradient(x)[0] if self.ere_weight > 0 else None
+        clean_ere = self._ere(x) if self.ere_weight > 0 else None
         for _ in range(int(self.max_iter)):
             idx = np.flatnonzero(active)
             if idx.size == 0:

@@ -237,10 +237,12 @@ def save_figure(
         delta = x_adv - x[i]
         scale = max(float(np.abs(delta).max()), 1e-12)
         panels.append((delta / (2 * scale) + 0.5, f"perturbation (max {scale:.3g})"))
-        if has_search:
-            panels.append((_purified(defence, batch[:1])[0], "purified clean"))
+        search = _trajectory(defence, batch) if has_search else None  # its output is the search's purification
+        if search is not None:
+            panels.append((search["output"][0], "purified clean"))
         if defence is not None:
-            panels.append((_purified(defence, batch[1:])[0], "purified adversarial"))
+            purified_adv = search["output"][1] if search is not None else _purified(defence, batch[1:])[0]
+            panels.append((purified_adv, "purified adversarial"))
         for c, (image, text) in enumerate(panels):
             _show(fig.add_subplot(grid[r, c]), (image - lo) / (hi - lo) if c != 2 else image, text)
         if has_maps and defence is not None:
@@ -254,8 +256,8 @@ def save_figure(
             shown = _show(level_ax, level, "noise level t", cmap="magma", vmin=0.0, vmax=t_max)
             colour_bar = fig.colorbar(shown, ax=level_ax, fraction=0.046, pad=0.04, ticks=np.unique(level)[:4])
             colour_bar.ax.tick_params(labelsize=7)
-        if has_search:
-            _plot_trajectory(fig.add_subplot(grid[r, len(panels)]), _trajectory(defence, batch))
+        if search is not None:
+            _plot_trajectory(fig.add_subplot(grid[r, len(panels)]), search)
     ax = fig.add_subplot(grid[:, len(columns) :])
     if report.eps_curve:
         eps = [p["eps"] for p in report.eps_curve]

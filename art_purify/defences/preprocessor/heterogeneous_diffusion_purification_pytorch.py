@@ -11,9 +11,9 @@ import torch
 
 from art_purify.defences.preprocessor.base_diffusion_purifier_pytorch import BaseDiffusionPurifierPyTorch
 from art_purify.defences.preprocessor.saliency import ActivationSaliency
+from art_purify.diffusion.purification import heterogeneous_purify
 from art_purify.diffusion.sampling import grid_timesteps
 from art_purify.utils import module_dtype
-from art_purify.diffusion.purification import heterogeneous_purify
 
 
 class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):

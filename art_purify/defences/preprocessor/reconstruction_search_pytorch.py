@@ -215,12 +215,16 @@ class ReconstructionSearchPyTorch(
         """
         The search without gradients, step by step, for inspection.
 
-        :return: ``{"ere": (max_iter + 1, N), "distance": (max_iter + 1, N)}``: the ERE of the iterate and its
-                 ``norm`` distance to the input, from the input (row 0) to the output (last row).
+        :return: ``{"ere": (max_iter + 1, N), "distance": (max_iter + 1, N), "output": the search's output}``: the
+                 ERE of the iterate and its ``norm`` distance to the input, from the input (row 0) to the output (last
+                 row), and the output itself in the input's layout (what ``forward`` returns).
         """
         z_all = self._validated(x, "trajectory").detach().to(module_dtype(self.denoiser))
         chunks = [self._trajectory_of(z_all[i : i + self.batch_size]) for i in range(0, len(z_all), self.batch_size)]
-        return {k: torch.cat([c[k] for c in chunks], dim=1).cpu().numpy() for k in ("ere", "distance")}
+        path = {k: torch.cat([c[k] for c in chunks], dim=1).cpu().numpy() for k in ("ere", "distance")}
+        output = torch.cat([c["output"] for c in chunks])
+        path["output"] = (output if self.channels_first else output.permute(0, 2, 3, 1)).cpu().numpy()
+        return path
 
     def _trajectory_of(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         eres, distances = [], []
@@ -231,8 +235,8 @@ class ReconstructionSearchPyTorch(
                 delta = (z - x).flatten(1)
                 distances.append(delta.abs().amax(1) if self.norm == "inf" else delta.norm(dim=1))
 
-        self._search(x, record=record)
-        return {"ere": torch.stack(eres), "distance": torch.stack(distances)}
+        output = self._search(x, record=record)
+        return {"ere": torch.stack(eres), "distance": torch.stack(distances), "output": output}
 
     def _validated(self, x: torch.Tensor, method: str) -> torch.Tensor:
         network = self.unet if self.unet is not None else self.denoiser
@@ -292,14 +296,14 @@ class ReconstructionSearchPyTorch(
         x_cf = self._validated(x, "forward")
         need_grad = torch.is_grad_enabled() and x.requires_grad
         work = x_cf.to(module_dtype(self.denoiser))
+        steps = int(self.max_iter)
+        unrolled = {"exact": steps, "truncated": min(int(self.unrolled_steps), steps)}.get(self.gradient, 0)
         outs = []
         chunks = range(0, work.shape[0], self.batch_size)
         for i in tqdm(chunks, desc=type(self).__name__, disable=not self.verbose or len(chunks) == 1):
             chunk = work[i : i + self.batch_size]
-            if need_grad and self.gradient == "exact":
-                outs.append(self._search(chunk, unrolled=int(self.max_iter)))
-            elif need_grad and self.gradient == "truncated" and min(self.unrolled_steps, self.max_iter) > 0:
-                outs.append(self._search(chunk, unrolled=min(int(self.unrolled_steps), int(self.max_iter))))
+            if need_grad and unrolled > 0:
+                outs.append(self._search(chunk, unrolled=unrolled))
             elif need_grad:  # bpda (or nothing unrolled)
                 outs.append(straight_through(chunk, self._search(chunk)))
             else:

@@ -148,6 +148,7 @@ def test_trajectory_runs_from_the_input_to_the_output():
     assert np.allclose(path["ere"][-1], defence.ere(out).detach().numpy(), rtol=1e-10)
     assert np.all(path["distance"][0] == 0) and np.all(path["distance"] <= 0.1 + 1e-12)
     assert np.allclose(path["distance"][-1], (out - x).abs().flatten(1).amax(1).numpy())
+    assert np.array_equal(path["output"], out.numpy())  # the same search as forward
     assert path["ere"][-1].sum() < path["ere"][0].sum()
     by_batch = search(max_iter=3, radius=0.1, batch_size=1).trajectory(x)  # internal batching changes nothing
     assert np.allclose(by_batch["ere"], path["ere"], rtol=1e-10)
