@@ -92,7 +92,9 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
     from art_purify.evaluation.defences import DEFENCES
     from art_purify.evaluation.suite import PRESET_DESCRIPTIONS
     from art_purify.optim.sam import BATCHNORM_MODES
-    from art_purify.training import ClassifierTrainConfig, DiffusionTrainConfig
+    from art_purify.defences.preprocessor import RT_PRESETS
+    from art_purify.training import AToPTrainConfig, ClassifierTrainConfig, DiffusionTrainConfig
+    from art_purify.training.atop import TRAIN_ATTACKS
     from art_purify.training.long_tailed import OPTIMIZERS, LongTailedTrainConfig
 
     parser = argparse.ArgumentParser(prog="art-purify", description=__doc__)
@@ -165,6 +167,40 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
     )
     p.add_argument("--no-augment", action="store_true", help="No random crop and flip.")
 
+    at = AToPTrainConfig
+    p = sub.add_parser(
+        "train-atop",
+        help="Train an AToP purifier (inpainting generator) for a zoo classifier: pre-training on clean images, "
+        "then adversarial fine-tuning.",
+    )
+    _run_args(p)
+    p.add_argument("--model", default="fashion-mnist", help="Zoo name of the (frozen) classifier.")
+    _config_option(p, "--pretrain-epochs", at, "pretrain_epochs", "Pre-training epochs (GAN + L1, clean images)")
+    _config_option(p, "--epochs", at, "epochs", "Fine-tuning epochs (GAN + L1 + CE on adversarial images)")
+    _config_option(p, "--finetune-examples", at, "finetune_examples", "Training images per fine-tuning epoch")
+    _config_option(p, "--batch-size", at, "batch_size", "Batch size")
+    _config_option(p, "--pretrain-lr", at, "pretrain_lr", "Adam learning rate of the pre-training")
+    _config_option(p, "--lr", at, "lr", "Adam learning rate of the fine-tuning")
+    _config_option(p, "--ce-weight", at, "ce_weight", "Weight lambda of the classification loss")
+    _config_option(p, "--ce-start-epoch", at, "ce_start_epoch", "First fine-tuning epoch (from 0) with the CE loss")
+    p.add_argument(
+        "--train-attack",
+        default=at.attack,
+        choices=list(TRAIN_ATTACKS),
+        help=f"Attack making the training adversarial examples, against the classifier alone (default {at.attack}).",
+    )
+    _config_option(p, "--eps", at, "eps", "l_inf budget of the training attack")
+    _config_option(p, "--pgd-iter", at, "pgd_iter", "Iterations of --train-attack pgd")
+    p.add_argument(
+        "--transform",
+        default=at.transform,
+        choices=sorted(RT_PRESETS),
+        help=f"Random transform of the training (default {at.transform}; see docs/atop.md).",
+    )
+    _config_option(p, "--block-size", at, "block_size", "Mask block side in pixels")
+    _config_option(p, "--mask-fraction", at, "mask_fraction", "Fraction of blocks each mask hides")
+    _config_option(p, "--width", at, "width", "Generator width")
+
     p = sub.add_parser(
         "evaluate",
         help="Attack an ART PyTorchClassifier (optionally defended) with the attack suite.",
@@ -212,6 +248,11 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
         type=float,
         default=AttackSettings.ere_weight,
         help="Weight of the ERE term of the reconstruction-aware attack (default " f"{AttackSettings.ere_weight}).",
+    )
+    p.add_argument(
+        "--transform",
+        choices=sorted(RT_PRESETS),
+        help="AToP's random transform for --defence random-masking, atop or atop-pretrained (default rt2).",
     )
     p.add_argument("--eot", type=int, help="EOT samples per gradient of a random defence (preset default).")
     p.add_argument("--votes", type=int, help="Majority vote over this many purification runs (preset default).")
@@ -366,6 +407,59 @@ def _cmd_train_diffusion(args, command: str) -> int:
     return 0
 
 
+def _cmd_train_atop(args, command: str) -> int:
+    from art_purify.datasets import load_fashion_mnist
+    from art_purify.training import AToPTrainConfig, train_atop
+    from art_purify.zoo import load_classifier
+
+    _set_threads(args.num_threads)
+    config = AToPTrainConfig(
+        pretrain_epochs=args.pretrain_epochs,
+        epochs=args.epochs,
+        finetune_examples=args.finetune_examples,
+        batch_size=args.batch_size,
+        pretrain_lr=args.pretrain_lr,
+        lr=args.lr,
+        ce_weight=args.ce_weight,
+        ce_start_epoch=args.ce_start_epoch,
+        attack=args.train_attack,
+        eps=args.eps,
+        pgd_iter=args.pgd_iter,
+        transform=args.transform,
+        block_size=args.block_size,
+        mask_fraction=args.mask_fraction,
+        width=args.width,
+        seed=args.seed,
+    )
+    config.validate()  # before loading anything
+    model = load_classifier(args.model)
+    x, y = _load_train(args)
+    x_test, y_test = load_fashion_mnist("test", source=args.data)
+    x_test, y_test = x_test[:1000], y_test[:1000]
+    card = train_atop(
+        x,
+        y,
+        args.out,
+        model,
+        config,
+        x_test,
+        y_test,
+        device=args.device,
+        resume=args.resume,
+        stop_after=args.stop_after,
+        command=command,
+        verbose=not args.quiet,
+    )
+    if "interrupted_at_epoch" in card:
+        print(f"stopped after epoch {card['interrupted_at_epoch']}; continue with --resume")
+    else:
+        accuracy = card["metrics"].get("test_accuracy_purified", float("nan"))
+        print(
+            f"clean accuracy through the purifier {accuracy:.4f} (first {len(y_test)} test images); artefacts in {args.out}"
+        )
+    return 0
+
+
 def _cmd_train_long_tailed(args, command: str) -> int:
     from art_purify.datasets import load_fashion_mnist
     from art_purify.training.long_tailed import LongTailedTrainConfig, train_long_tailed
@@ -424,6 +518,7 @@ def _cmd_evaluate(args, command: str) -> int:
             model=args.model,
             defence=args.defence,
             gradient=args.gradient,
+            transform=args.transform,
             seed=args.seed,
             device=args.device,
             cascade=args.cascade,
@@ -533,6 +628,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "train-classifier": _cmd_train_classifier,
         "train-diffusion": _cmd_train_diffusion,
         "train-long-tailed": _cmd_train_long_tailed,
+        "train-atop": _cmd_train_atop,
         "evaluate": _cmd_evaluate,
     }
     try:

@@ -101,6 +101,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     verbose: bool = True,
     command: Optional[str] = None,
     search: Optional[Dict[str, Any]] = None,
+    transform: Optional[str] = None,
     **options: Any,
 ) -> str:
     """
@@ -115,18 +116,20 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     :param search: Parameters of the reconstruction search (``sigma``, ``nb_noise``, ``max_iter``, ``step_size``,
                    ``radius``, ``rho``; ``None`` values keep the library defaults); only with
                    ``defence="reconstruction-search"``.
+    :param transform: AToP's random transform (``"rt1"``, ``"rt2"``, ``"rt3"``; default rt2), only with the
+                      defences ``random-masking``, ``atop`` and ``atop-pretrained``.
     :param options: The attack options of :func:`resolve_options` (``preset``, ``attacks``, ``eps``, ...).
     :param command: The command line, recorded in the report.
     """
     import torch
 
     from art_purify.datasets import CLASSES, load_fashion_mnist
-    from art_purify.evaluation.defences import build_defence
+    from art_purify.evaluation.defences import ATOP_DEFENCES, MODEL_FREE_DEFENCES, build_defence
     from art_purify.evaluation.report import save_figure, save_report, summary_table
     from art_purify.evaluation.suite import evaluate
     from art_purify.models import as_art_classifier
     from art_purify.utils import resolve_device
-    from art_purify.zoo import load_classifier, load_diffusion
+    from art_purify.zoo import load_atop, load_classifier, load_diffusion
 
     resolved = resolve_options(**options)
     search = {k: v for k, v in (search or {}).items() if v is not None}
@@ -135,6 +138,8 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
             f"{SEARCH_ERROR_PREFIX}{', '.join(sorted(search))} only apply to defence 'reconstruction-search', "
             f"not {defence!r}."
         )
+    if transform is not None and defence not in ("random-masking", *ATOP_DEFENCES):
+        raise ValueError(f"--transform only applies to the AToP defences, not {defence!r}.")
     out = check_out_dir(out)
     dev = resolve_device(device)
     x, y = load_fashion_mnist("test", source=data)
@@ -142,7 +147,14 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
         raise ValueError(f"--n must lie in [1, {len(y)}] for data source {data!r}, got {n}.")
     x, y = x[:n], y[:n]
     net = load_classifier(model, device=dev)
-    unet, scheduler = load_diffusion(model, device=dev) if defence != "none" else (None, None)
+    diffusion = defence not in MODEL_FREE_DEFENCES and defence not in ATOP_DEFENCES
+    unet, scheduler = load_diffusion(model, device=dev) if diffusion else (None, None)
+    generator = (
+        load_atop(model, pretrained=defence == "atop-pretrained", device=dev) if defence in ATOP_DEFENCES else None
+    )
+    atop_kwargs: Dict[str, Any] = {}
+    if defence == "random-masking" or generator is not None:
+        atop_kwargs = {"transform": transform or "rt2", "generator": generator}
     try:
         built = build_defence(
             defence,
@@ -153,6 +165,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
             seed=seed,
             device_type="gpu" if dev.type == "cuda" else "cpu",
             batch_size=resolved["settings"].batch_size,
+            **atop_kwargs,
             **search,
         )
     except ValueError as err:
@@ -188,6 +201,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
         "model": model,
         "defence": defence,
         "gradient": gradient if built is not None else None,
+        "transform": (transform or "rt2") if defence in ("random-masking", *ATOP_DEFENCES) else None,
         "preset": options.get("preset", "quick"),
         "data": data,
         "seed": seed,

@@ -1,17 +1,32 @@
 # SPDX-License-Identifier: MIT
 # Copyright (c) 2026 art_purify developers
-"""Models: the small ResNet classifier and the diffusers UNet / DDPM schedule configuration."""
+"""Models: the small ResNet classifier, the diffusers UNet / DDPM schedule configuration and AToP's inpainting
+generator and patch discriminator."""
 
 from art_purify.models.classifier import BasicBlock, SmallResNet
+from art_purify.models.inpainting import (
+    GatedConv2d,
+    InpaintingGenerator,
+    PatchDiscriminator,
+    generator_input,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+)
 from art_purify.models.wrapping import as_art_classifier
 from art_purify.models.unet import DDPM_SCHEDULE, build_scheduler, build_unet, fashion_mnist_unet_config
 
 __all__ = [
     "BasicBlock",
     "DDPM_SCHEDULE",
+    "GatedConv2d",
+    "InpaintingGenerator",
+    "PatchDiscriminator",
     "SmallResNet",
     "as_art_classifier",
     "build_scheduler",
     "build_unet",
     "fashion_mnist_unet_config",
+    "generator_input",
+    "hinge_discriminator_loss",
+    "hinge_generator_loss",
 ]

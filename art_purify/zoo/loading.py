@@ -13,7 +13,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
-from art_purify.models import DDPM_SCHEDULE, SmallResNet
+from art_purify.models import DDPM_SCHEDULE, InpaintingGenerator, SmallResNet
 
 PathLike = Union[str, os.PathLike]
 
@@ -128,6 +128,32 @@ def load_diffusion(name: str = "fashion-mnist", device: Optional[Union[str, torc
     return unet, DDPMScheduler(**meta.get("scheduler_config", DDPM_SCHEDULE))
 
 
+def load_atop_weights(
+    weights: PathLike, config: Dict, device: Optional[Union[str, torch.device]] = None
+) -> InpaintingGenerator:
+    """Build an :class:`InpaintingGenerator` from ``config`` (as in ``config.json``) and load ``weights``."""
+    kwargs = {k: config[k] for k in ("in_channels", "width", "dilations", "refine") if k in config}
+    with torch.random.fork_rng(devices=[]):  # the modules' random init must not move the caller's RNG
+        generator = InpaintingGenerator(**kwargs)
+    _load_into(generator, load_safetensors(weights), weights)
+    return generator.to(device or "cpu").eval().requires_grad_(False)
+
+
+def load_atop(
+    name: str = "fashion-mnist", pretrained: bool = False, device: Optional[Union[str, torch.device]] = None
+) -> InpaintingGenerator:
+    """
+    The AToP purifier of a zoo entry, trained for its classifier (``art-purify train-atop``; see docs/atop.md).
+
+    :param pretrained: The pre-trained-only generator (before the adversarial fine-tuning), for comparisons.
+    :return: An :class:`~art_purify.models.InpaintingGenerator` in eval mode with frozen parameters; plug it into
+             :class:`~art_purify.defences.preprocessor.AToPPurificationPyTorch`.
+    """
+    stem = _check_name(name, "atop-pretrained" if pretrained else "atop")
+    meta = json.loads(_weights_path(stem, ".json").read_text(encoding="utf-8"))
+    return load_atop_weights(_weights_path(stem, ".safetensors"), meta["config"], device)
+
+
 def load_diffusion_dir(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> Tuple:
     """
     A user's diffusers model directory, e.g. a CIFAR-10 DDPM saved with ``save_pretrained``: ``(unet, scheduler)``.
@@ -159,9 +185,11 @@ def load_diffusion_dir(path: PathLike, device: Optional[Union[str, torch.device]
 
 def export_run(run_dir: PathLike, stem: str, dest: Optional[PathLike] = None) -> Path:
     """
-    Copy the artefacts of a ``train-classifier`` or ``train-diffusion`` run into the zoo's weights folder.
+    Copy the artefacts of a ``train-classifier``, ``train-diffusion`` or ``train-atop`` run into the zoo's weights
+    folder.
 
-    Writes ``<stem>.safetensors`` and ``<stem>.json`` (architecture config, schedule and the run's model card).
+    Writes ``<stem>.safetensors`` and ``<stem>.json`` (architecture config, schedule and the run's model card); for
+    ``train-atop`` also ``<stem>-pretrained.*``, the generator before its fine-tuning.
 
     :param run_dir: The ``--out`` directory of the training command.
     :param stem: File stem, e.g. ``"fashion-mnist-classifier"``.
@@ -176,6 +204,16 @@ def export_run(run_dir: PathLike, stem: str, dest: Optional[PathLike] = None) ->
     if (run_dir / "classifier.safetensors").is_file():
         weights = run_dir / "classifier.safetensors"
         meta = {"kind": "classifier", "config": json.loads((run_dir / "config.json").read_text(encoding="utf-8"))}
+    elif (run_dir / "generator.safetensors").is_file():
+        weights = run_dir / "generator.safetensors"
+        meta = {"kind": "atop", "config": json.loads((run_dir / "config.json").read_text(encoding="utf-8"))}
+        pretrained = run_dir / "generator_pretrained.safetensors"
+        if pretrained.is_file():  # the pre-trained-only purifier, shipped beside it for comparisons
+            load_safetensors(pretrained)
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(pretrained, dest / f"{stem}-pretrained.safetensors")
+            extra = {**meta, "kind": "atop-pretrained", "model_card": card}
+            (dest / f"{stem}-pretrained.json").write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n", "utf-8")
     elif (run_dir / "unet.safetensors").is_file():
         weights = run_dir / "unet.safetensors"
         meta = {
@@ -184,7 +222,7 @@ def export_run(run_dir: PathLike, stem: str, dest: Optional[PathLike] = None) ->
             "scheduler_config": json.loads((run_dir / "scheduler_config.json").read_text(encoding="utf-8")),
         }
     else:
-        raise ZooError(f"{run_dir} holds no classifier.safetensors nor unet.safetensors.")
+        raise ZooError(f"{run_dir} holds no classifier.safetensors, generator.safetensors nor unet.safetensors.")
     load_safetensors(weights)
     meta["model_card"] = card
     dest.mkdir(parents=True, exist_ok=True)

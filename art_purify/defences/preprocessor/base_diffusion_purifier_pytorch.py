@@ -5,15 +5,14 @@
 from __future__ import annotations
 
 import logging
-import secrets
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 from tqdm.auto import tqdm
 
-from art_purify.defences.preprocessor.eot import expand_for_eot
+from art_purify.defences.preprocessor.eot import SeededStreamMixin, expand_for_eot
 from art_purify.defences.preprocessor.validation import validate_images
 from art_purify.diffusion.sampling import from_model_space, to_model_space
 from art_purify.diffusion.schedule import DiffusionSchedule
@@ -25,7 +24,7 @@ logger = logging.getLogger(__name__)
 GRADIENT_MODES = ("exact", "surrogate")
 
 
-class BaseDiffusionPurifierPyTorch(AtomicParamsMixin, PreprocessorPyTorch):
+class BaseDiffusionPurifierPyTorch(SeededStreamMixin, AtomicParamsMixin, PreprocessorPyTorch):
     """
     Base class of the diffusion purifiers (:class:`DiffusionPurificationPyTorch`,
     :class:`HeterogeneousDiffusionPurificationPyTorch`); not a defence itself. Subclasses implement
@@ -92,24 +91,7 @@ class BaseDiffusionPurifierPyTorch(AtomicParamsMixin, PreprocessorPyTorch):
         self.clip_values = clip_values
         self.channels_first = channels_first
         self.verbose = verbose
-        self._generators: Dict[str, torch.Generator] = {}
-
-    # ------------------------------------------------------------------ randomness
-    def reset_generator(self) -> None:
-        """Restart the noise stream: with a ``seed`` the next calls replay the same noise as after construction."""
         self._generators = {}
-
-    def _generator(self, device: torch.device) -> torch.Generator:
-        key = str(device)
-        if key not in self._generators:
-            generator = torch.Generator(device=device)
-            generator.manual_seed(int(self.seed) if self.seed is not None else secrets.randbits(63))
-            self._generators[key] = generator
-        return self._generators[key]
-
-    def _after_set_params(self) -> None:
-        """A successful ``set_params`` restarts the noise stream (see :meth:`reset_generator`)."""
-        self.reset_generator()
 
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> None:

@@ -1,12 +1,44 @@
 # SPDX-License-Identifier: MIT
 # Copyright (c) 2026 art_purify developers
-"""Expectation over transformation (EOT) for random ART preprocessors: one expansion rule for every defence."""
+"""Randomness of the random ART preprocessors, in one place: the seeded noise stream of a defence and the expansion
+rule of expectation over transformation (EOT)."""
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import secrets
+from typing import Dict, Optional, Tuple
 
 import torch
+
+
+class SeededStreamMixin:
+    """
+    The random stream of a stochastic defence: one ``torch.Generator`` per device, seeded from the defence's ``seed``
+    (a fresh random seed when it is ``None``), so that with a seed the calls after construction (or after
+    :meth:`reset_generator`) replay the same draws, and the global RNG is never touched. A successful ``set_params``
+    restarts the stream (with :class:`~art_purify.utils.AtomicParamsMixin`).
+    """
+
+    seed: Optional[int] = None
+    _generators: Dict[str, torch.Generator]
+
+    def reset_generator(self) -> None:
+        """Restart the noise stream: with a ``seed`` the next calls replay the same noise as after construction."""
+        self._generators = {}
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        if not hasattr(self, "_generators"):
+            self._generators = {}
+        key = str(device)
+        if key not in self._generators:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(int(self.seed) if self.seed is not None else secrets.randbits(63))
+            self._generators[key] = generator
+        return self._generators[key]
+
+    def _after_set_params(self) -> None:
+        """A successful ``set_params`` restarts the noise stream (see :meth:`reset_generator`)."""
+        self.reset_generator()
 
 
 def is_loss_gradient_call(x: torch.Tensor, y: Optional[torch.Tensor]) -> bool:

@@ -58,8 +58,34 @@ def _bpda(model, channels_first, stage_prefix):
     return StraightThroughPyTorch(_hetero(model, channels_first, stage_prefix), nb_eot=2)
 
 
+def _masking(model, channels_first, stage_prefix):
+    from art_purify.defences.preprocessor import RandomMaskingPyTorch
+
+    return RandomMaskingPyTorch.preset("rt2", seed=0, nb_eot=2, channels_first=channels_first, device_type="cpu")
+
+
+def _atop(model, channels_first, stage_prefix):
+    from art_purify.defences.preprocessor import AToPPurificationPyTorch, RandomMaskingPyTorch
+    from art_purify.models import InpaintingGenerator
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        generator = InpaintingGenerator(1, width=4)
+    transform = RandomMaskingPyTorch.preset("rt3")
+    return AToPPurificationPyTorch(
+        generator, transform, seed=0, nb_eot=2, channels_first=channels_first, device_type="cpu"
+    )
+
+
 #: Every defence of the package: name -> factory(classifier model, channels_first, stage-name prefix).
-DEFENCES = {"uniform": _uniform, "heterogeneous": _hetero, "straight-through": _bpda, "reconstruction-search": _search}
+DEFENCES = {
+    "uniform": _uniform,
+    "heterogeneous": _hetero,
+    "straight-through": _bpda,
+    "reconstruction-search": _search,
+    "random-masking": _masking,
+    "atop": _atop,
+}
 
 
 def _reset(defence):
@@ -102,6 +128,8 @@ INVALID = {
     "heterogeneous": {"t_high": 0, "t_low": 150, "mask_threshold": 2.0, "jump": -1, "batch_size": 0},
     "straight-through": {"nb_eot": 0},
     "reconstruction-search": {"sigma": 0.0, "radius": -1.0, "norm": "1", "nb_noise": 0, "gradient": "surrogate"},
+    "random-masking": {"mask_fraction": 1.0, "nb_masks": 5, "block_size": 0, "noise_std": -1.0, "seed": 0.5},
+    "atop": {"nb_eot": 0, "batch_size": 0, "clip_values": (0.0, 2.0), "seed": "a"},
 }
 
 
