@@ -13,7 +13,18 @@ from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 from art_purify.evaluation.reconstruction_aware_pgd import ReconstructionAwarePGD, ere_defence_of
 
 #: Attack names understood by :func:`build_attack`, in the order the suite runs them.
-ATTACKS = ("pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "autoattack", "reconstruction-aware", "bpda", "square")
+ATTACKS = (
+    "pgd",
+    "pgd-l2",
+    "apgd-ce",
+    "apgd-dlr",
+    "autoattack",
+    "reconstruction-aware",
+    "bpda",
+    "transfer-fgsm",
+    "transfer-pgd",
+    "square",
+)
 #: Other spellings accepted on the command line.
 ALIASES = {
     "pgd-eot": "pgd",
@@ -22,9 +33,14 @@ ALIASES = {
     "bpda-eot": "bpda",
     "aa": "autoattack",
     "aware": "reconstruction-aware",
+    "fgsm-transfer": "transfer-fgsm",
+    "pgd-transfer": "transfer-pgd",
 }
 #: Attacks that follow the true gradient of the defended classifier (EOT-averaged for random defences).
 WHITE_BOX = ("pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "autoattack", "reconstruction-aware")
+#: Attacks made against the classifier WITHOUT its defences and then fed through them (references, never robustness:
+#: AToP's training attack, and what its paper's notebooks print as "BPDA").
+TRANSFER = ("transfer-fgsm", "transfer-pgd")
 #: Attacks that need a defence with an ``ere`` method (the reconstruction search).
 NEEDS_ERE = ("reconstruction-aware",)
 #: Human-readable names for tables and figures.
@@ -36,6 +52,8 @@ LABELS = {
     "autoattack": "AutoAttack",
     "reconstruction-aware": "Reconstruction-aware PGD",
     "bpda": "BPDA (reference only)",
+    "transfer-fgsm": "FGSM transfer from the undefended classifier (reference only)",
+    "transfer-pgd": "PGD transfer from the undefended classifier (reference only)",
     "square": "Square (black-box)",
 }
 
@@ -173,14 +191,19 @@ def _pgd(classifier, settings: AttackSettings, norm, verbose: bool, eps=None, ep
 def build_attack(name: str, classifier: Any, settings: AttackSettings, verbose: bool = False) -> Any:
     """
     ART's attack for ``name`` on ``classifier``. ``"bpda"`` is ART's PGD; build it on
-    :func:`straight_through_classifier` so that the defences' gradients are the identity. ``"autoattack"`` is ART's
+    :func:`straight_through_classifier` so that the defences' gradients are the identity. ``"transfer-fgsm"`` and
+    ``"transfer-pgd"`` are ART's FGSM and PGD; build them on :func:`undefended_classifier`. ``"autoattack"`` is ART's
     :class:`AutoAttack` over
     APGD-CE, APGD-DLR and Square with these settings (ART's default set adds DeepFool; the original AutoAttack uses
     targeted APGD and FAB, which ART does not offer for PyTorch preprocessors).
     """
     name = parse_attacks(name)[0]
-    if name in ("pgd", "bpda"):
+    if name in ("pgd", "bpda", "transfer-pgd"):
         return _pgd(classifier, settings, np.inf, verbose)
+    if name == "transfer-fgsm":
+        from art.attacks.evasion import FastGradientMethod
+
+        return FastGradientMethod(classifier, norm=np.inf, eps=settings.eps, batch_size=settings.batch_size)
     if name == "pgd-l2":
         return _pgd(classifier, settings, 2, verbose)
     if name == "apgd-ce":
@@ -226,6 +249,16 @@ def is_defence(step: Any) -> bool:
 def defences_of(classifier: Any) -> List[Any]:
     """The preprocessing defences of an ART estimator (its standardisation step excluded)."""
     return [p for p in (classifier.preprocessing_operations or []) if is_defence(p)]
+
+
+def undefended_classifier(classifier: Any) -> Any:
+    """A copy of the ART ``PyTorchClassifier`` ``classifier`` without its preprocessing defences (same model, loss,
+    input shape, clip values and standardisation): the target of the transfer attacks."""
+    from art.estimators.classification import PyTorchClassifier
+
+    params = classifier.get_params()
+    params["preprocessing_defences"] = None
+    return PyTorchClassifier(**params)
 
 
 def straight_through_classifier(classifier: Any, nb_eot: int = 1) -> Any:

@@ -9,7 +9,14 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from art_purify.evaluation.attacks import WHITE_BOX, AttackSettings, build_attack, straight_through_classifier
+from art_purify.evaluation.attacks import (
+    TRANSFER,
+    WHITE_BOX,
+    AttackSettings,
+    build_attack,
+    straight_through_classifier,
+    undefended_classifier,
+)
 from art_purify.evaluation.seeding import seeded_phase
 from art_purify.evaluation.voting import majority_vote
 
@@ -51,11 +58,16 @@ class AttackRunner:
         """
         Adversarial examples of attack ``name`` in phase ``key``. ``"bpda"`` attacks a copy of the classifier whose
         defences are wrapped in :class:`~art_purify.defences.preprocessor.StraightThroughPyTorch` (same model and
-        defence objects); the classifier itself is not changed.
+        defence objects), the transfer attacks a copy without its defences; the classifier itself is not changed.
         """
         settings = settings or self.settings
         with seeded_phase(self.classifier, self.seed, key, nb_eot=self.eot):
-            target = straight_through_classifier(self.classifier, self.eot) if name == "bpda" else self.classifier
+            if name == "bpda":
+                target = straight_through_classifier(self.classifier, self.eot)
+            elif name in TRANSFER:
+                target = undefended_classifier(self.classifier)
+            else:
+                target = self.classifier
             attack = build_attack(name, target, settings, verbose=self.verbose)
             return attack.generate(x, y=y).astype(x.dtype)
 
@@ -88,6 +100,6 @@ def primary_gradient_attack(names: Sequence[str]) -> str:
 
 def cascade_order(names: Sequence[str]) -> List[str]:
     """The order in which ``cascade`` runs the attacks: real-gradient attacks first (in the given order), then BPDA,
-    then the black-box Square attack."""
-    rank = {"bpda": 1, "square": 2}
+    then the transfer attacks, then the black-box Square attack."""
+    rank = {"bpda": 1, "transfer-fgsm": 1, "transfer-pgd": 1, "square": 2}
     return sorted(names, key=lambda n: rank.get(n, 0))

@@ -184,7 +184,9 @@ class AdversarialTrainerAToPPyTorch(Trainer):
         """The frozen classifier's logits of channels-first images, differentiable in the images."""
         classifier = self._classifier
         x_in = x_cf if classifier.channels_first else x_cf.permute(0, 2, 3, 1)
-        x_pre, _ = classifier._apply_preprocessing(x_in, y=None, fit=False)  # pylint: disable=protected-access
+        x_pre, _ = classifier._apply_preprocessing(  # pylint: disable=protected-access
+            x_in, y=None, fit=False, no_grad=False  # ART detaches by default: the CE term would train nothing
+        )
         return classifier.model(x_pre)
 
     def get_purifier(self, transform: Optional[RandomMaskingPyTorch] = None, **kwargs: Any) -> AToPPurificationPyTorch:

@@ -52,6 +52,28 @@ def test_both_phases_train_the_purifier_and_leave_the_classifier_as_it_was(tmp_p
     assert (tmp_path / "pretrain" / "checkpoint.pt").is_file() and (tmp_path / "finetune" / "checkpoint.pt").is_file()
 
 
+def test_the_classification_loss_reaches_the_generator_and_lowers_the_classifier_loss():
+    x, y = _data()
+    without, with_ce = _trainer(ce_weight=0.0, ce_start_epoch=0), _trainer(ce_weight=50.0, ce_start_epoch=0)
+    without.fit(x, y, nb_epochs=1)
+    with_ce.fit(x, y, nb_epochs=1)
+    # the same draws and data order: only the CE term differs, so it must change the update (ART's preprocessing
+    # detaches unless told not to, which would make this term a silent no-op)
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(_weights(without.generator).values(), _weights(with_ce.generator).values())
+    )
+    # its gradient is the one of the classifier's loss through the generator
+    trainer = _trainer(ce_weight=1.0, ce_start_epoch=0)
+    clean = torch.from_numpy(x[:4])
+    images, masks = trainer.transform.sample(clean, torch.Generator().manual_seed(0))
+    trainer.generator.requires_grad_(True)
+    refined = trainer.generator(images.flatten(0, 1) * 2 - 1, masks.flatten(0, 1))[1]
+    loss = torch.nn.functional.cross_entropy(trainer._logits((refined + 1) / 2), torch.from_numpy(y[:4]))
+    grads = torch.autograd.grad(loss, list(trainer.generator.parameters()))
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
 def test_a_fine_tuning_stopped_after_an_epoch_and_resumed_ends_with_the_same_weights(tmp_path):
     x, y = _data()
     full = _trainer(tmp_path / "full")
