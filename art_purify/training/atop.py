@@ -199,10 +199,13 @@ def train_atop(  # pylint: disable=too-many-arguments,too-many-locals
         metrics["test_examples"] = int(len(x_test))
     save_weights(generator.state_dict(), out_dir / "generator.safetensors")
     write_json({"architecture": "InpaintingGenerator", **generator.config}, out_dir / "config.json")
+    phases = {phase: load_checkpoint(out_dir / phase / CHECKPOINT_NAME) for phase in ("pretrain", "finetune")}
+    commands = {phase: list(state.get("commands", [])) for phase, state in phases.items()}
     card = {
         "model": "AToP purifier (InpaintingGenerator)",
-        "command": trainer.commands[0] if trainer.commands else command,
-        "resumed": trainer.commands[1:],
+        "command": (commands["pretrain"] or [command])[0],
+        "commands": commands,
+        "wall_time_s": {phase: float(state.get("wall_time_s", 0.0)) for phase, state in phases.items()},
         "train_config": asdict(config),
         "transform": {
             k: getattr(trainer.transform, k) for k in ("block_size", "mask_fraction", "noise_std", "nb_masks")

@@ -19,7 +19,12 @@ PathLike = Union[str, os.PathLike]
 
 #: Zoo entries: name -> file stems inside ``art_purify/zoo/weights``.
 ZOO: Dict[str, Dict[str, str]] = {
-    "fashion-mnist": {"classifier": "fashion-mnist-classifier", "diffusion": "fashion-mnist-unet"},
+    "fashion-mnist": {
+        "classifier": "fashion-mnist-classifier",
+        "diffusion": "fashion-mnist-unet",
+        "atop": "fashion-mnist-atop",
+        "atop-pretrained": "fashion-mnist-atop-pretrained",
+    },
 }
 
 

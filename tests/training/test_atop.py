@@ -39,7 +39,8 @@ def test_train_atop_interrupted_and_resumed_ends_with_the_uninterrupted_weights(
     assert [r["ce_on"] for r in card["history"]] == [False, False, True]
     assert 0.0 <= card["metrics"]["test_accuracy_purified"] <= 1.0
     stopped_card = json.loads((tmp_path / "stopped" / "model_card.json").read_text())
-    assert stopped_card["resumed"] and "--resume" in stopped_card["resumed"][0]
+    assert "--resume" not in stopped_card["command"] and "--resume" in stopped_card["commands"]["finetune"][-1]
+    assert set(stopped_card["wall_time_s"]) == {"pretrain", "finetune"}
 
     dest = tmp_path / "zoo"
     export_run(tmp_path / "full", "toy-atop", dest)

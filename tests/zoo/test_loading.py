@@ -91,7 +91,12 @@ def test_diffusers_directory_without_safetensors_is_refused(tmp_path, tiny_unet)
 def test_shipped_metadata_records_how_the_models_were_made():
     from importlib import resources
 
-    for stem in ("fashion-mnist-classifier", "fashion-mnist-unet"):
+    for stem in (
+        "fashion-mnist-classifier",
+        "fashion-mnist-unet",
+        "fashion-mnist-atop",
+        "fashion-mnist-atop-pretrained",
+    ):
         meta = json.loads(resources.files("art_purify.zoo").joinpath("weights", stem + ".json").read_text())
         assert meta["model_card"]["command"].startswith("art-purify train-")
         assert meta["model_card"]["train_examples"] == 60000
@@ -115,3 +120,21 @@ def test_shipped_models_purify_without_losing_much_accuracy():
         clean = (model(x).argmax(1).numpy() == y).mean()
         after = (model(purified).argmax(1).numpy() == y).mean()
     assert clean - after <= 0.05, (clean, after)
+
+
+def test_shipped_atop_purifiers_restore_images_the_classifier_recognises():
+    """The AToP purifiers (docs/models.md): RT2 + generator keeps most clean accuracy; fine-tuning changed them."""
+    from art_purify.defences.preprocessor import AToPPurificationPyTorch, RandomMaskingPyTorch
+    from art_purify.zoo import load_atop
+
+    model = load_classifier("fashion-mnist")
+    x, y = load_fashion_mnist(n=200)
+    tuned, pretrained = load_atop("fashion-mnist"), load_atop("fashion-mnist", pretrained=True)
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), pretrained.state_dict().values()))
+    purifier = AToPPurificationPyTorch(tuned, RandomMaskingPyTorch.preset("rt2"), seed=0, device_type="cpu")
+    with torch.no_grad():
+        purified, _ = purifier.forward(torch.from_numpy(x))
+        accuracy = (model(purified).argmax(1).numpy() == y).mean()
+    assert accuracy >= 0.7, accuracy
+    with pytest.raises(ZooError, match="unknown zoo atop"):
+        load_atop("cifar10")
