@@ -181,3 +181,23 @@ def test_reconstruction_search_on_cuda_exact_gradient_determinism_and_the_cpu_ou
         (grad,) = torch.autograd.grad(_search_on_cuda(gradient_checkpointing=ckpt).forward(xg)[0].sum(), xg)
         grads.append(grad)
     assert torch.allclose(grads[0], grads[1], atol=1e-6, rtol=0)
+
+
+def test_atop_purifier_on_cuda_seeded_exact_gradient_and_art_predict():
+    from art_purify.defences.preprocessor import AToPPurificationPyTorch, RandomMaskingPyTorch
+    from art_purify.models import InpaintingGenerator
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        generator = InpaintingGenerator(1, width=4).to(CUDA)
+    purifier = AToPPurificationPyTorch(generator, RandomMaskingPyTorch.preset("rt3"), seed=0, device_type="gpu")
+    x = _cuda_input(2, torch.float32).requires_grad_(True)
+    out, _ = purifier.forward(x)
+    assert out.device == x.device and out.shape == x.shape
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    purifier.reset_generator()
+    assert torch.equal(purifier.forward(x.detach())[0], out.detach())  # seeded draws replay on the device
+    model = tiny_classifier(torch.float32).to(CUDA)
+    classifier = as_art_classifier(model, (1, 8, 8), 10, device="cuda", preprocessing_defences=[purifier])
+    assert classifier.predict(x.detach().cpu().numpy()).shape == (2, 10)
