@@ -604,10 +604,8 @@ def _interrupted(args: argparse.Namespace, command: str) -> str:
         saved = sorted(p.stem for p in partial.glob("*.npz")) if partial.is_dir() else []
         where = f"finished phases ({', '.join(saved) or 'none yet'}) are saved in {partial}"
     elif args.command == "train-atop":
-        saved = [
-            p for p in (Path(args.out) / "finetune" / "checkpoint.pt", Path(args.out) / "pretrain" / "checkpoint.pt")
-        ]
-        done = [str(p) for p in saved if p.is_file()]
+        phases = (Path(args.out) / "finetune" / "checkpoint.pt", Path(args.out) / "pretrain" / "checkpoint.pt")
+        done = [str(p) for p in phases if p.is_file()]
         where = f"the last checkpoint is {done[0]}" if done else f"no epoch had finished yet in {args.out}"
     else:
         checkpoint = Path(args.out) / "checkpoint.pt"
