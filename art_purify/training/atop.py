@@ -17,7 +17,7 @@ import torch
 from art_purify.defences.preprocessor.random_masking_pytorch import RT_PRESETS, RandomMaskingPyTorch
 from art_purify.defences.trainer.adversarial_trainer_atop_pytorch import AdversarialTrainerAToPPyTorch
 from art_purify.engine.checkpoint import load_checkpoint, save_weights, write_json
-from art_purify.engine.loop import CHECKPOINT_NAME
+from art_purify.engine.loop import CHECKPOINT_NAME, check_out_dir
 from art_purify.models import InpaintingGenerator, PatchDiscriminator, as_art_classifier
 from art_purify.utils import machine_description, resolve_device
 
@@ -146,13 +146,7 @@ def train_atop(  # pylint: disable=too-many-arguments,too-many-locals
     config = config or AToPTrainConfig()
     config.validate()
     out_dir = Path(out_dir)
-    pretrain_ckpt = out_dir / "pretrain" / CHECKPOINT_NAME
-    if resume and not pretrain_ckpt.is_file():
-        raise FileNotFoundError(f"resume was asked for but there is no checkpoint at {pretrain_ckpt}.")
-    if not resume and pretrain_ckpt.exists():
-        raise FileExistsError(
-            f"{pretrain_ckpt} already exists: pass --resume to continue that run or use another --out."
-        )
+    check_out_dir(out_dir / "pretrain", resume)  # the run is known by its first phase's checkpoint
     dev = resolve_device(device)
     classifier = as_art_classifier(classifier_model.to(dev), input_shape=x_train.shape[1:], device=dev)
     generator, discriminator = build_atop_networks(config, in_channels=int(x_train.shape[1]))

@@ -297,9 +297,8 @@ class AdversarialTrainerAToPPyTorch(Trainer):
         records: List[Dict[str, Any]] = []
         sums: Dict[str, float] = {}
         clock = {"t0": time.time()}
-        x_np = x
         y_t = None if y is None else torch.as_tensor(y, dtype=torch.long)
-        nb_classes = classifier.nb_classes
+        one_hot = np.eye(classifier.nb_classes, dtype=np.float32)
 
         def train_step(step: int, idx: torch.Tensor, draws: torch.Generator) -> float:
             epoch = step // steps
@@ -307,12 +306,12 @@ class AdversarialTrainerAToPPyTorch(Trainer):
                 sums.clear()
                 clock["t0"] = time.time()
             idx_np = idx.numpy()
-            clean = torch.as_tensor(x_np[idx_np], device=device)
+            clean = torch.as_tensor(x[idx_np], device=device)
             if y_t is None:
                 source = clean
             else:
-                onehot = np.eye(nb_classes, dtype=np.float32)[y_t[idx].numpy()]
-                source = torch.as_tensor(self.attack.generate(x=x_np[idx_np], y=onehot), device=device)
+                labels = one_hot[y_t[idx].numpy()]
+                source = torch.as_tensor(self.attack.generate(x=x[idx_np], y=labels), device=device)
             clean_cf, source_cf = self._channels_first(clean), self._channels_first(source).to(clean.dtype)
             transformed, masks = self.transform.sample(source_cf, draws)
             k = transformed.shape[0]
