@@ -7,6 +7,13 @@ l_inf PGD at eps 0.1, then the evaluation suite attacks it on the same first N t
 
     python benchmarks/madry_baseline.py --out runs/results16/madry --epochs 1 --n-train 60000 --threads 1
     python benchmarks/madry_baseline.py --out runs/results16/madry --evaluate-only     # attack a trained one again
+    python benchmarks/madry_baseline.py --out runs/results16/madry --evaluate-only --per-attack \
+        --attacks pgd,pgd-l2,apgd-dlr,transfer-fgsm   # each attack on every image (report-each.json)
+
+``transfer-fgsm`` here is FGSM on this classifier itself (it has no preprocessing to strip), i.e. the white-box
+FGSM; for AToP the same name is FGSM on the classifier without the purifier, the attack AToP trains with. With
+``--per-attack`` the script also writes ``transfer.json``: the accuracy on FGSM examples made on the shipped
+(undefended) classifier, which is how AToP meets its training attack.
 
 ART's trainer draws PGD's random start from numpy's global RNG, so this script seeds it (``--seed``); that is the
 only global RNG use, and it is in this script, not in the library. Writes ``classifier.safetensors``,
@@ -54,6 +61,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--evaluate-only", action="store_true")
+    parser.add_argument(
+        "--per-attack", action="store_true", help="Every attack on every image (no cascade); writes report-each.json."
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -100,11 +110,22 @@ def main() -> None:
         args.attacks,
         AttackSettings(eps=args.eps, max_iter=args.max_iter, square_queries=args.square_queries, batch_size=128),
         seed=args.seed,
-        cascade=True,
+        cascade=not args.per_attack,
         sanity_n=8,
         verbose=False,
     )
-    save_report(report, args.out / "report.json", {"command": "python benchmarks/madry_baseline.py", "seed": args.seed})
+    if args.per_attack:  # AToP's training attack as AToP meets it: FGSM made on the shipped classifier, transferred
+        from art.attacks.evasion import FastGradientMethod
+
+        shipped = as_art_classifier(load_classifier("fashion-mnist"), device="cpu")
+        x_fgsm = FastGradientMethod(shipped, eps=args.eps, batch_size=128).generate(x_test[: args.n])
+        with torch.no_grad():
+            pred = model(torch.from_numpy(x_fgsm)).argmax(1).numpy()
+        transfer = {"transfer_fgsm_from_shipped_classifier": float((pred == y_test[: args.n]).mean()), "n": args.n}
+        write_json(transfer, args.out / "transfer.json")
+        print(f"FGSM made on the shipped classifier, transferred: {100 * transfer[next(iter(transfer))]:.1f} %")
+    name = "report-each.json" if args.per_attack else "report.json"
+    save_report(report, args.out / name, {"command": "python benchmarks/madry_baseline.py", "seed": args.seed})
     print(summary_table(report, "madry-pgd-at"))
 
 
