@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: MIT
 # Copyright (c) 2026 art_purify developers
-"""Small helpers shared across the package: devices, seeded generators, machine description."""
+"""Small helpers shared across the package: devices, frozen networks, seeded generators, machine description."""
 
 from __future__ import annotations
 
 import platform
-from typing import Any, Dict, List, Optional
+from typing import Any, ContextManager, Dict, List, Optional
 
 import torch
 
@@ -38,6 +38,76 @@ def follow_device(module: torch.nn.Module, device: torch.device) -> None:
     """Move ``module`` to ``device`` if its parameters are elsewhere (a defence follows its input's device)."""
     if next(module.parameters(), torch.empty(0)).device != device:
         module.to(device)
+
+
+class _Frozen:
+    """The context manager of :func:`eval_mode` and :func:`frozen`: reusable (a checkpointed call's recomputation
+    enters it once per backward pass) and re-entrant; each entry records the flags it restores. The submodules and
+    parameters are listed on the first entry and kept, so that later entries (one per recomputed call) only read
+    and set flags."""
+
+    def __init__(self, module: Any, parameters: bool) -> None:
+        self.module, self.parameters = module, parameters
+        self._members: Optional[Any] = None
+        self._saved: List[Any] = []
+
+    def __enter__(self) -> Any:
+        if self._members is None:
+            is_module = isinstance(self.module, torch.nn.Module)  # a plain function has no state to freeze
+            subs = list(self.module.modules()) if is_module else []
+            self._members = (subs, list(self.module.parameters()) if is_module and self.parameters else [])
+        subs, params = self._members
+        modes = [sub.training for sub in subs]
+        grads = [param.requires_grad for param in params]
+        self._saved.append((modes, grads))
+        try:
+            if any(modes):
+                self.module.eval()
+            for param, flag in zip(params, grads):
+                if flag:
+                    param.requires_grad_(False)
+        except BaseException:
+            self._restore()
+            raise
+        return self.module
+
+    def __exit__(self, *exc: Any) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        subs, params = self._members  # type: ignore[misc]
+        modes, grads = self._saved.pop()
+        for sub, flag in zip(subs, modes):
+            if sub.training != flag:
+                sub.training = flag
+        for param, flag in zip(params, grads):
+            if param.requires_grad != flag:
+                param.requires_grad_(flag)
+
+
+def eval_mode(module: torch.nn.Module) -> ContextManager[torch.nn.Module]:
+    """
+    A context manager: within the block ``module`` is in eval mode (``module.eval()``); on exit, however the block
+    ends, every submodule gets back its own ``training`` flag (a model whose submodules were in mixed modes keeps that
+    mix). Reusable and re-entrant.
+
+    :param module: The module to run in eval mode.
+    """
+    return _Frozen(module, parameters=False)
+
+
+def frozen(module: torch.nn.Module) -> ContextManager[torch.nn.Module]:
+    """
+    A context manager: within the block ``module`` is in eval mode and none of its parameters requires a gradient,
+    so that a defence's network neither moves its own state (BatchNorm statistics, dropout draws) nor collects
+    gradients (an attacker's backward pass reaches only the input); on exit, however the block ends, every
+    submodule's ``training`` flag and every parameter's ``requires_grad`` are put back as they were. A graph built
+    inside the block does not reach the parameters, also when it is backpropagated after the block. Reusable and
+    re-entrant; a plain function in place of a module has no state and is left alone.
+
+    :param module: The network to freeze for the block.
+    """
+    return _Frozen(module, parameters=True)
 
 
 def step_generator(seed: int, step: int, device: Optional[torch.device] = None) -> torch.Generator:

@@ -24,6 +24,7 @@ COLUMNS = ("accuracy", "many_accuracy", "medium_accuracy", "few_accuracy")
 
 def train_missing(args) -> None:
     from art_purify.datasets import load_fashion_mnist
+    from art_purify.engine import CHECKPOINT_NAME, has_checkpoint
     from art_purify.training.long_tailed import LongTailedTrainConfig, train_long_tailed
 
     x, y = load_fashion_mnist("train", source=args.data)
@@ -39,7 +40,7 @@ def train_missing(args) -> None:
                 f"--epochs {args.epochs} --out {args.out}"
             )
             train_long_tailed(
-                x, y, out, config, x_test, y_test, resume=(out / "checkpoint.pt").is_file(), command=command
+                x, y, out, config, x_test, y_test, resume=has_checkpoint(out / CHECKPOINT_NAME), command=command
             )
 
 

@@ -8,6 +8,10 @@ so that
 the memory of an exact backward pass does not grow with the number of steps (the noise of a step is drawn before
 its checkpointed region and passed in, so recomputation sees the same values).
 
+The noise model runs frozen (:func:`~art_purify.utils.frozen`: eval mode, no parameter gradients), during the
+sampler and during the backward pass's recomputation alike, and gets its own modes and ``requires_grad`` flags back
+afterwards: purifying neither changes a model that is still being trained nor sends gradients into its parameters.
+
 Grids follow the papers' convention (:func:`~art_purify.diffusion.sampling.grid_timesteps`): a grid of ``K``
 divides the ``T`` training steps into strides ``s = T // K``; a process starting at ``t`` visits ``t, t - s, ..., 0``
 and makes one UNet call per move.
@@ -15,22 +19,31 @@ and makes one UNet call per move.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import contextlib
+from typing import Callable, ContextManager, Optional
 
 import torch
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from art_purify.diffusion.sampling import ddim_step, diffuse, grid_timesteps
 from art_purify.diffusion.schedule import DiffusionSchedule
+from art_purify.utils import frozen
 
 
 def _randn_like(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
-def _run(fn: Callable, gradient_checkpointing: bool, *args):
+def _run(fn: Callable, block: ContextManager, gradient_checkpointing: bool, *args):
+    """``fn(*args)``, checkpointed when asked and a graph is being built; the recomputation in the backward pass
+    runs inside ``block`` (the sampler's :func:`~art_purify.utils.frozen` block, entered again), as the forward
+    did."""
     if gradient_checkpointing and torch.is_grad_enabled() and any(a.requires_grad for a in args if torch.is_tensor(a)):
-        return _checkpoint(fn, *args, use_reentrant=False)
+
+        def contexts():  # the forward runs inside the block already
+            return contextlib.nullcontext(), block
+
+        return _checkpoint(fn, *args, use_reentrant=False, context_fn=contexts)
     return fn(*args)
 
 
@@ -53,13 +66,16 @@ def uniform_purify(
     """
     timesteps = grid_timesteps(t_star, grid, schedule.num_train_timesteps)
     xt = diffuse(xd, t_star, schedule, _randn_like(xd, generator))
-    for t, t_next in zip(timesteps[:-1], timesteps[1:]):
-        z = _randn_like(xd, generator) if eta > 0 else None
+    block = frozen(model)
+    with block:
+        for t, t_next in zip(timesteps[:-1], timesteps[1:]):
+            z = _randn_like(xd, generator) if eta > 0 else None
 
-        def step(x_in, z_in=None, t=t, t_next=t_next):
-            return ddim_step(model, x_in, t, t_next, schedule, eta, z_in)
+            def step(x_in, z_in=None, t=t, t_next=t_next):
+                return ddim_step(model, x_in, t, t_next, schedule, eta, z_in)
 
-        xt = _run(step, gradient_checkpointing, xt) if z is None else _run(step, gradient_checkpointing, xt, z)
+            args = (xt,) if z is None else (xt, z)
+            xt = _run(step, block, gradient_checkpointing, *args)
     return xt
 
 
@@ -99,26 +115,28 @@ def heterogeneous_purify(
         )
     mask = mask.to(dtype=xd.dtype).detach()
     xt = diffuse(xd, t_high, schedule, _randn_like(xd, generator))
-    for t, t_next in zip(timesteps[:-1], timesteps[1:]):
-        if t_next >= t_low:
-            n_known = _randn_like(xd, generator)
-            n_jump = _randn_like(xd, generator) if jump > 0 else None
+    block = frozen(model)
+    with block:
+        for t, t_next in zip(timesteps[:-1], timesteps[1:]):
+            if t_next >= t_low:
+                n_known = _randn_like(xd, generator)
+                n_jump = _randn_like(xd, generator) if jump > 0 else None
 
-            def stage1(x_in, x_ref, nk, nj=None, t=t, t_next=t_next):
-                x_in = mask * x_in + (1.0 - mask) * diffuse(x_ref, t, schedule, nk)
-                t_from = t
-                if nj is not None:
-                    ratio = schedule.alpha_bar(t + jump, x_ref) / schedule.alpha_bar(t, x_ref)
-                    x_in = ratio.sqrt() * x_in + (1.0 - ratio).sqrt() * nj
-                    t_from = t + jump
-                return ddim_step(model, x_in, t_from, t_next, schedule)
+                def stage1(x_in, x_ref, nk, nj=None, t=t, t_next=t_next):
+                    x_in = mask * x_in + (1.0 - mask) * diffuse(x_ref, t, schedule, nk)
+                    t_from = t
+                    if nj is not None:
+                        ratio = schedule.alpha_bar(t + jump, x_ref) / schedule.alpha_bar(t, x_ref)
+                        x_in = ratio.sqrt() * x_in + (1.0 - ratio).sqrt() * nj
+                        t_from = t + jump
+                    return ddim_step(model, x_in, t_from, t_next, schedule)
 
-            args = (xt, xd, n_known) if n_jump is None else (xt, xd, n_known, n_jump)
-            xt = _run(stage1, gradient_checkpointing, *args)
-        else:
+                args = (xt, xd, n_known) if n_jump is None else (xt, xd, n_known, n_jump)
+                xt = _run(stage1, block, gradient_checkpointing, *args)
+            else:
 
-            def stage2(x_in, t=t, t_next=t_next):
-                return ddim_step(model, x_in, t, t_next, schedule)
+                def stage2(x_in, t=t, t_next=t_next):
+                    return ddim_step(model, x_in, t, t_next, schedule)
 
-            xt = _run(stage2, gradient_checkpointing, xt)
+                xt = _run(stage2, block, gradient_checkpointing, xt)
     return xt

@@ -18,7 +18,7 @@ keeps the Jacobian that an attacker differentiates.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterator, Tuple
 
 import torch
 
@@ -192,9 +192,3 @@ def fixed_noises(
     CUDA get the same numbers; the global RNG is not used)."""
     generator = torch.Generator().manual_seed(int(seed))
     return torch.randn((nb_noise, *shape), generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
-
-
-def freeze(denoiser: Optional[torch.nn.Module]) -> None:
-    """Put a denoiser in eval mode with its parameters frozen (no gradient may leak into it)."""
-    if denoiser is not None:
-        denoiser.eval().requires_grad_(False)

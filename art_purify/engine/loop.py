@@ -9,7 +9,9 @@ uninterrupted run takes: the checkpoint only needs the trainer's state and ``s``
 
 Checkpoint names, the same for every trainer: the file ``checkpoint.pt`` (:data:`CHECKPOINT_NAME`) holds ``step``,
 ``wall_time_s`` and ``recent_losses`` written by the loop, and the trainer's own entries under the names of
-:data:`STATE_KEYS` (``model``, ``optimizer``, and where they exist ``ema``, ``scheduler``, ``history``).
+:data:`STATE_KEYS` (``model``, ``optimizer``, and where they exist ``ema``, ``scheduler``, ``history``). The
+checkpoint before it is kept as ``checkpoint.prev.pt``; a resume whose newest checkpoint cannot be read continues
+from that one, with a warning (:func:`~art_purify.engine.checkpoint.load_latest_checkpoint`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import torch
 from tqdm.auto import tqdm
 
-from art_purify.engine.checkpoint import load_checkpoint, save_checkpoint
+from art_purify.engine.checkpoint import has_checkpoint, load_latest_checkpoint, previous_checkpoint, save_checkpoint
 from art_purify.utils import step_generator
 
 logger = logging.getLogger(__name__)
@@ -58,12 +60,17 @@ def cosine_lr(step: int, total: int, base_lr: float, warmup: int) -> float:
 
 
 def check_out_dir(out_dir: Path, resume: bool) -> None:
-    """Fail early: ``resume`` needs a checkpoint in ``out_dir``; a fresh run must not overwrite one."""
+    """Fail early: ``resume`` needs a checkpoint in ``out_dir`` (the newest or the previous one); a fresh run must not
+    overwrite either."""
     ckpt_path = Path(out_dir) / CHECKPOINT_NAME
-    if resume and not ckpt_path.is_file():
+    if resume and not has_checkpoint(ckpt_path):
         raise FileNotFoundError(f"resume was asked for but there is no checkpoint at {ckpt_path} (it does not exist).")
-    if not resume and ckpt_path.exists():
-        raise FileExistsError(f"{ckpt_path} already exists: pass --resume to continue that run or use another --out.")
+    if not resume:
+        for existing in (ckpt_path, previous_checkpoint(ckpt_path)):
+            if existing.exists():
+                raise FileExistsError(
+                    f"{existing} already exists: pass --resume to continue that run or use another --out."
+                )
 
 
 def run_loop(  # pylint: disable=too-many-arguments,too-many-locals
@@ -89,7 +96,8 @@ def run_loop(  # pylint: disable=too-many-arguments,too-many-locals
     """
     Run ``train_step(step, indices, generator)`` for ``total_steps`` steps with periodic atomic checkpoints.
 
-    :param checkpoint_path: Where the checkpoint lives (``None``: no checkpoints, no resume).
+    :param checkpoint_path: Where the checkpoint lives (``None``: no checkpoints, no resume); the one before it is
+                            kept beside it, and a resume falls back to it when the newest cannot be read.
     :param checkpoint_every: Steps between checkpoints (one is also written when the loop stops).
     :param get_state: The trainer's entries of a checkpoint (names from :data:`STATE_KEYS`).
     :param set_state: Restore them from a loaded checkpoint.
@@ -105,20 +113,22 @@ def run_loop(  # pylint: disable=too-many-arguments,too-many-locals
              the first session and of every resume.
     :raises FloatingPointError: When a step's loss is not finite.
     :raises ValueError: When resuming another kind of run or with other settings.
+    :raises FileNotFoundError: When resuming without a checkpoint.
+    :raises CheckpointError: When resuming and no checkpoint can be read (naming each file).
     """
     start, elapsed, recent = 0, 0.0, []
     config = _normalised(config)
     commands: List[Optional[str]] = [command]
     if resume:
-        if checkpoint_path is None or not Path(checkpoint_path).is_file():
+        if checkpoint_path is None or not has_checkpoint(checkpoint_path):
             raise FileNotFoundError(f"resume was asked for but there is no checkpoint at {checkpoint_path}.")
-        state = load_checkpoint(checkpoint_path)
-        check_resumable(state, checkpoint_path, kind, config)
+        state, source = load_latest_checkpoint(checkpoint_path)
+        check_resumable(state, source, kind, config)
         set_state(state)
         commands = list(state.get("commands", [None])) + [command]
         start, elapsed = int(state["step"]), float(state.get("wall_time_s", 0.0))
         recent = list(state.get("recent_losses", []))
-        logger.info("Resumed from %s at step %d", checkpoint_path, start)
+        logger.info("Resumed from %s at step %d", source, start)
     end = total_steps if stop_after is None else min(total_steps, stop_after)
     t0 = time.time()
 

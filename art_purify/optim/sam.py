@@ -26,8 +26,10 @@ When every group's ``rho`` is 0 the step is one pass over the whole batch and eq
 The closure: ``closure(index=None, perturbed=False)`` computes the sum of the losses of the batch rows ``index``
 (``None``: all) divided by the whole batch size, calls ``backward()`` and returns the loss. The optimiser zeroes
 the gradients itself before each call. :func:`make_closure` builds one from a model, a loss and a batch, and keeps
-BatchNorm running statistics untouched during perturbed passes, the usual SAM practice. SAM also accepts a plain
-``closure()`` that forwards the whole batch.
+BatchNorm running statistics untouched during perturbed passes, the usual SAM practice: they move once per step
+(once per group in ``"group"`` mode), also when the same closure serves several steps (:meth:`SAM.step` tells a
+closure that has a ``new_step()`` method that a step starts). SAM also accepts a plain ``closure()`` that forwards
+the whole batch.
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ class SAM(torch.optim.Optimizer):
     (momentum buffers) too.
 
     Use :meth:`step` with a closure, or the two-pass style: ``loss.backward(); opt.first_step(zero_grad=True);
-    loss_fn(model(x), y).backward(); opt.second_step(zero_grad=True)``.
+    loss_fn(model(x), y).backward(); opt.second_step(zero_grad=True)``. In the two-pass style both forwards are
+    yours, so with BatchNorm both move the running statistics; a :func:`make_closure` closure keeps the perturbed one
+    out: ``closure(); opt.first_step(zero_grad=True); closure(perturbed=True); opt.second_step(zero_grad=True)``.
 
     | Paper link: https://arxiv.org/abs/2010.01412
     """
@@ -181,6 +185,8 @@ class SAM(torch.optim.Optimizer):
         if closure is None:
             raise ValueError(f"{type(self).__name__}.step needs a closure that computes the loss and calls backward().")
         self._closure_args = _accepts_arguments(closure)
+        # a make_closure closure is told that a step starts: its first pass at w updates the running statistics
+        getattr(closure, "new_step", lambda: None)()
         groups = self._groups(targets)
         if not self._closure_args and (len(groups) > 1 or groups[0][0] is not None):
             raise ValueError(
@@ -462,8 +468,10 @@ def make_closure(
           until the first perturbed pass). Measured step times of both modes: ``docs/benchmarks.md``.
         - ``"auto"`` (default): ``"batch"`` if ``model`` has BatchNorm layers, else ``"group"``.
 
-        Running statistics are updated once per step, by the first unperturbed pass (by each group's unperturbed
-        pass in ``"group"`` mode); perturbed passes never update them.
+        Running statistics are updated once per step, by the step's first unperturbed pass (by each group's
+        unperturbed pass in ``"group"`` mode); perturbed passes never update them. The closure may serve several
+        steps: :meth:`SAM.step` calls its ``new_step()`` as a step starts, and in the two-pass style (see
+        :class:`SAM`) a perturbed pass ends the step's passes at ``w``, so the next unperturbed pass starts a step.
     """
     size = len(x)
     if size == 0:
@@ -471,7 +479,7 @@ def make_closure(
     if batchnorm not in BATCHNORM_MODES:
         raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}.")
     whole = batchnorm == "batch" or (batchnorm == "auto" and has_batchnorm(model))
-    updated = [False]
+    updated = [False]  # this step's running statistics are done (reset as a step starts)
     shared: Dict = {}  # "batch" mode: the whole batch's per-sample losses at w, with their graph
 
     def weights_version():
@@ -500,10 +508,16 @@ def make_closure(
             else:
                 loss = _per_sample(loss_fn, model(x[index.to(x.device)]), y[index.to(y.device)]).sum() / size
             loss.backward()
-        updated[0] = updated[0] or not perturbed
+        updated[0] = not perturbed  # a perturbed pass ends the step's passes at w (the two-pass style)
         return loss
 
+    def new_step() -> None:
+        """A step starts: its first unperturbed pass updates the running statistics."""
+        updated[0] = False
+        shared.clear()
+
     closure.batchnorm = "batch" if whole else "group"  # type: ignore[attr-defined]
+    closure.new_step = new_step  # type: ignore[attr-defined]
     return closure
 
 

@@ -16,7 +16,7 @@ import torch
 
 from art_purify.defences.preprocessor.random_masking_pytorch import RT_PRESETS, RandomMaskingPyTorch
 from art_purify.defences.trainer.adversarial_trainer_atop_pytorch import AdversarialTrainerAToPPyTorch
-from art_purify.engine.checkpoint import load_checkpoint, save_weights, write_json
+from art_purify.engine.checkpoint import has_checkpoint, load_latest_checkpoint, save_weights, write_json
 from art_purify.engine.loop import CHECKPOINT_NAME, check_out_dir
 from art_purify.models import InpaintingGenerator, PatchDiscriminator, as_art_classifier
 from art_purify.utils import machine_description, resolve_device
@@ -112,9 +112,9 @@ def _attack(classifier: Any, config: AToPTrainConfig) -> Any:
 
 
 def _phase_done(out_dir: Path, phase: str) -> Optional[int]:
-    """Steps a phase's checkpoint holds (``None`` without one)."""
+    """Steps a phase's checkpoint holds (``None`` without one; the previous one when the newest cannot be read)."""
     path = out_dir / phase / CHECKPOINT_NAME
-    return int(load_checkpoint(path)["step"]) if path.is_file() else None
+    return int(load_latest_checkpoint(path)[0]["step"]) if has_checkpoint(path) else None
 
 
 def train_atop(  # pylint: disable=too-many-arguments,too-many-locals
@@ -148,7 +148,13 @@ def train_atop(  # pylint: disable=too-many-arguments,too-many-locals
     out_dir = Path(out_dir)
     check_out_dir(out_dir / "pretrain", resume)  # the run is known by its first phase's checkpoint
     dev = resolve_device(device)
-    classifier = as_art_classifier(classifier_model.to(dev), input_shape=x_train.shape[1:], device=dev)
+    from art_purify.zoo.user import infer_nb_classes
+
+    classifier_model = classifier_model.to(dev)
+    nb_classes = infer_nb_classes(classifier_model, x_train.shape[1:], dev)
+    if int(y_train.max()) >= nb_classes:
+        raise ValueError(f"label {int(y_train.max())} is not a class of the classifier ({nb_classes} classes).")
+    classifier = as_art_classifier(classifier_model, input_shape=x_train.shape[1:], nb_classes=nb_classes, device=dev)
     generator, discriminator = build_atop_networks(config, in_channels=int(x_train.shape[1]))
     trainer = AdversarialTrainerAToPPyTorch(
         classifier,
@@ -180,7 +186,7 @@ def train_atop(  # pylint: disable=too-many-arguments,too-many-locals
     fine_left = None if stop_after is None else int(stop_after) - config.pretrain_epochs
     if fine_left is not None and fine_left <= 0:
         return {"interrupted_at_epoch": int(stop_after or 0)}
-    fine_resume = resume and (out_dir / "finetune" / CHECKPOINT_NAME).is_file()
+    fine_resume = resume and has_checkpoint(out_dir / "finetune" / CHECKPOINT_NAME)
     n_fine = min(config.finetune_examples, len(x_train))
     x_fine, y_fine = x_train[:n_fine], y_train[:n_fine]
     trainer.fit(x_fine, y_fine, config.epochs, resume=fine_resume, stop_after=fine_left, command=command)
@@ -193,7 +199,7 @@ def train_atop(  # pylint: disable=too-many-arguments,too-many-locals
         metrics["test_examples"] = int(len(x_test))
     save_weights(generator.state_dict(), out_dir / "generator.safetensors")
     write_json({"architecture": "InpaintingGenerator", **generator.config}, out_dir / "config.json")
-    phases = {phase: load_checkpoint(out_dir / phase / CHECKPOINT_NAME) for phase in ("pretrain", "finetune")}
+    phases = {phase: load_latest_checkpoint(out_dir / phase / CHECKPOINT_NAME)[0] for phase in ("pretrain", "finetune")}
     commands = {phase: list(state.get("commands", [])) for phase, state in phases.items()}
     card = {
         "model": "AToP purifier (InpaintingGenerator)",

@@ -385,3 +385,41 @@ def test_batch_mode_shares_one_forward_for_the_passes_at_w(kind, forwards):
     opt.step(closure, targets=y)
     assert seen == [len(x)] * forwards
     _assert_same(model, expected)
+
+
+@pytest.mark.parametrize("batchnorm", ["batch", "group"])
+@pytest.mark.parametrize("kind", ["sam", "sam-rho-0", "imbsam", "ssesam"])
+def test_a_closure_reused_for_several_steps_updates_the_running_statistics_once_per_step(kind, batchnorm):
+    """Each step moves the statistics as its passes at w do (one whole-batch pass, or one pass per group in "group"
+    mode), however many steps the closure has served."""
+    model = _bn_mlp()
+    x, y = _batch()
+    bn = model[1]
+    opt = _make("sam", model, rho=0.0) if kind == "sam-rho-0" else _make(kind, model)
+    closure = make_closure(model, torch.nn.CrossEntropyLoss(), x, y, batchnorm=batchnorm)
+    groups = [x] if kind.startswith("sam") or batchnorm == "batch" else [x[index] for index in opt.split(y)]
+    for step in range(1, 4):
+        probe = copy.deepcopy(model)  # the step's passes at w, on a copy
+        for rows in groups:
+            probe(rows)
+        opt.step(closure, targets=y)
+        assert int(bn.num_batches_tracked) == len(groups) * step
+        assert torch.allclose(bn.running_mean, probe[1].running_mean, rtol=0, atol=1e-12)
+        assert torch.allclose(bn.running_var, probe[1].running_var, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("batchnorm", ["batch", "group"])
+def test_the_two_pass_style_with_a_reused_closure_updates_the_running_statistics_once_per_step(batchnorm):
+    model = _bn_mlp()
+    x, y = _batch()
+    opt = _make("sam", model)
+    closure = make_closure(model, torch.nn.CrossEntropyLoss(), x, y, batchnorm=batchnorm)
+    for step in range(1, 4):
+        probe = copy.deepcopy(model)
+        probe(x)
+        closure()
+        opt.first_step(zero_grad=True)
+        closure(perturbed=True)
+        opt.second_step(zero_grad=True)
+        assert int(model[1].num_batches_tracked) == step
+        assert torch.allclose(model[1].running_mean, probe[1].running_mean, rtol=0, atol=1e-12)

@@ -20,7 +20,7 @@ from art_purify.defences.preprocessor.eot import SeededStreamMixin, expand_for_e
 from art_purify.defences.preprocessor.random_masking_pytorch import RandomMaskingPyTorch
 from art_purify.defences.preprocessor.validation import validate_images
 from art_purify.diffusion.sampling import from_model_space, to_model_space
-from art_purify.utils import AtomicParamsMixin, follow_device, module_dtype
+from art_purify.utils import AtomicParamsMixin, follow_device, frozen, module_dtype
 
 
 def inpaint(
@@ -55,7 +55,9 @@ class AToPPurificationPyTorch(SeededStreamMixin, AtomicParamsMixin, Preprocessor
 
     Works with any ART classifier taking the same images: the generator (e.g.
     :class:`~art_purify.models.InpaintingGenerator`, or any module ``generator(x_masked, mask) -> (coarse, refined)``
-    in the model space [-1, 1]) is kept in eval mode with its parameters frozen.
+    in the model space [-1, 1]) runs in eval mode with its parameters' gradients off during each purification
+    (:func:`~art_purify.utils.frozen`), and gets its own modes and ``requires_grad`` flags back afterwards: the
+    defence does not change a generator that is still being trained, and an attacker's gradient never reaches it.
 
     Gradient an attacker gets: the exact one, through the generator (one forward per mask) and the transform, for
     the draw made in that call; use EOT (``nb_eot``) over the draws. For BPDA (a labelled reference only) wrap the
@@ -64,7 +66,7 @@ class AToPPurificationPyTorch(SeededStreamMixin, AtomicParamsMixin, Preprocessor
     Randomness and EOT as for :class:`RandomMaskingPyTorch`: the draws come from this defence's own generator
     (``seed``), not from the transform's (whose ``seed`` and ``nb_eot`` this defence does not use).
 
-    :param generator: The purifier network.
+    :param generator: The purifier network (used frozen call by call; its own state is left as it is).
     :param transform: The random transform (default: RT2, ``RandomMaskingPyTorch.preset("rt2")``).
     :param nb_eot: Draws per input in loss-gradient calls.
     :param seed: Seed of the draws (``None``: a fresh random seed).
@@ -97,7 +99,7 @@ class AToPPurificationPyTorch(SeededStreamMixin, AtomicParamsMixin, Preprocessor
         transform = RandomMaskingPyTorch.preset("rt2") if transform is None else transform
         if not isinstance(transform, RandomMaskingPyTorch):
             raise TypeError(f"transform must be a RandomMaskingPyTorch, got {type(transform).__name__}.")
-        self.generator = generator.eval().requires_grad_(False)
+        self.generator = generator
         self.transform = transform
         self.nb_eot = nb_eot
         self.seed = seed
@@ -127,19 +129,21 @@ class AToPPurificationPyTorch(SeededStreamMixin, AtomicParamsMixin, Preprocessor
     def purify(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """
         Purify channels-first images ``x`` (values in ``clip_values``, the generator's dtype) with draws from
-        ``generator``, differentiably; batched by ``batch_size`` over inputs times masks.
+        ``generator``, differentiably in ``x`` (the purifier network runs frozen); batched by ``batch_size`` over
+        inputs times masks.
         """
         clip = (float(self.clip_values[0]), float(self.clip_values[1]))
         k = int(self.transform.nb_masks)
         per_call = max(1, int(self.batch_size) // k)
         outs = []
         chunks = range(0, x.shape[0], per_call)
-        for i in tqdm(chunks, desc=type(self).__name__, disable=not self.verbose or len(chunks) == 1):
-            transformed, masks = self.transform.sample(x[i : i + per_call], generator)
-            flat = to_model_space(transformed.flatten(0, 1), clip)
-            refined = inpaint(self.generator, flat, masks.flatten(0, 1))[1]
-            completions = from_model_space(refined, clip, clamp=True).view(transformed.shape)
-            outs.append(self.transform.combine(completions, masks))
+        with frozen(self.generator):
+            for i in tqdm(chunks, desc=type(self).__name__, disable=not self.verbose or len(chunks) == 1):
+                transformed, masks = self.transform.sample(x[i : i + per_call], generator)
+                flat = to_model_space(transformed.flatten(0, 1), clip)
+                refined = inpaint(self.generator, flat, masks.flatten(0, 1))[1]
+                completions = from_model_space(refined, clip, clamp=True).view(transformed.shape)
+                outs.append(self.transform.combine(completions, masks))
         return torch.cat(outs)
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:

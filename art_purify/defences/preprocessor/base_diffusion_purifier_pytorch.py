@@ -78,7 +78,7 @@ class BaseDiffusionPurifierPyTorch(SeededStreamMixin, AtomicParamsMixin, Preproc
             from art_purify.models import build_scheduler
 
             scheduler = build_scheduler()
-        self.unet = unet.eval().requires_grad_(False)
+        self.unet = unet  # used frozen, call by call (see the class docstring); its own state is left alone
         self.scheduler = scheduler
         self.schedule = DiffusionSchedule(scheduler)
         self.defence_grid = defence_grid

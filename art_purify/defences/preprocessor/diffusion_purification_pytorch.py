@@ -37,7 +37,8 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         classifier = PyTorchClassifier(model, loss, input_shape=(1, 28, 28), nb_classes=10, clip_values=(0, 1),
                                        preprocessing_defences=[defence])
 
-    :param unet: A diffusers ``UNet2DModel`` or any module mapping ``(x_t, t)`` to predicted noise, in [-1, 1].
+    :param unet: A diffusers ``UNet2DModel`` or any module mapping ``(x_t, t)`` to predicted noise, in [-1, 1]. Run
+                 in eval mode without parameter gradients, its own modes and ``requires_grad`` flags left as they are.
     :param scheduler: The diffusers scheduler the model was trained with (default: DDPM linear, T = 1000).
     :param t_star: Diffusion timestep the input is noised to (DiffPure: 100 of 1000).
     :param sampler: ``"ddim"`` or ``"ddpm"``.

@@ -39,8 +39,10 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         defence = HeterogeneousDiffusionPurificationPyTorch(unet, model, scheduler, gradient="surrogate", seed=0)
 
     :param unet: Noise model (diffusers ``UNet2DModel`` or a module mapping ``(x_t, t)`` to noise) on [-1, 1] data.
+                 Run in eval mode without parameter gradients, its own modes and ``requires_grad`` flags left as they
+                 are.
     :param classifier: The classifier whose stages give the saliency (``torch.nn.Module`` on the defence's input, or
-                       an ART ``PyTorchClassifier``).
+                       an ART ``PyTorchClassifier``); the saliency pass runs it in eval mode and restores its modes.
     :param scheduler: The diffusers scheduler the UNet was trained with (default DDPM linear, T = 1000).
     :param stage_names: Modules to hook (default ``classifier.stage_names``).
     :param mask_threshold: Saliency threshold of salient pixels (paper: 0.85 on CIFAR-10).

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -19,13 +19,12 @@ from art_purify.diffusion.reconstruction import (
     TweedieDenoiser,
     expected_reconstruction_error,
     fixed_noises,
-    freeze,
     recomputed_step,
     sam_search_step,
     twice_differentiable_attention,
 )
 from art_purify.diffusion.sampling import to_model_space
-from art_purify.utils import AtomicParamsMixin, follow_device, module_dtype
+from art_purify.utils import AtomicParamsMixin, follow_device, frozen, module_dtype
 
 #: Gradients the search gives an attacker: the unrolled search, its last ``unrolled_steps`` steps (identity before
 #: them; cheaper), or BPDA's identity (a reference only).
@@ -64,7 +63,10 @@ class ReconstructionSearchPyTorch(
     level is nearest to ``sigma`` (:class:`~art_purify.diffusion.reconstruction.TweedieDenoiser`; ``sigma`` is then
     that timestep's level, :attr:`effective_sigma`), or any module ``denoiser(x_noisy, sigma) -> x_hat`` on model
     space [-1, 1]. Diffusers attention runs through the classic processor during the exact search (the fused kernels
-    have no double backward) and is put back afterwards.
+    have no double backward) and is put back afterwards. The network is not changed (beyond following the input's
+    device): the search, and its recomputation in the backward pass, run it in eval mode with its parameters'
+    gradients off (:func:`~art_purify.utils.frozen`), and its modes and ``requires_grad`` flags are put back
+    afterwards, so a model still being trained keeps training and no gradient reaches its ``.grad``.
 
     Shape: ``(N, C, H, W)`` (or ``(N, H, W, C)`` with ``channels_first=False``), values in ``clip_values``; the output
     has the denoiser's dtype.
@@ -76,9 +78,9 @@ class ReconstructionSearchPyTorch(
         classifier = PyTorchClassifier(model, loss, (1, 28, 28), 10, clip_values=(0, 1),
                                        preprocessing_defences=[defence])
 
-    :param unet: DDPM noise model (or ``None`` with ``denoiser``).
+    :param unet: DDPM noise model (or ``None`` with ``denoiser``); used frozen, its own state left as it is.
     :param scheduler: Its diffusers scheduler (default DDPM linear, T = 1000).
-    :param denoiser: Instead of ``unet``, a module ``D(x_noisy, sigma) -> x_hat`` in model space.
+    :param denoiser: Instead of ``unet``, a module ``D(x_noisy, sigma) -> x_hat`` in model space (used frozen too).
     :param sigma: Noise level of the ERE in model space ([-1, 1] data), > 0.
     :param nb_noise: Noise draws of the ERE (one denoiser call with ``nb_noise`` x batch images).
     :param max_iter: Search steps (0: the input is returned).
@@ -138,8 +140,7 @@ class ReconstructionSearchPyTorch(
         network = unet if unet is not None else denoiser
         if not isinstance(network, torch.nn.Module):
             raise TypeError(f"the denoiser must be a torch.nn.Module, got {type(network).__name__}.")
-        freeze(network)
-        self.unet = unet
+        self.unet = unet  # used frozen, call by call (see the class docstring); its own state is left alone
         self.denoiser: torch.nn.Module = TweedieDenoiser(unet, scheduler) if unet is not None else network
         self.sigma = sigma
         self.nb_noise = nb_noise
@@ -245,7 +246,8 @@ class ReconstructionSearchPyTorch(
         return x_cf
 
     def _ere_for(self, z: torch.Tensor) -> torch.Tensor:
-        return self._ere_with(self.noise_draws(z.shape[1:], z.device, z.dtype), self.effective_sigma)(z)
+        with frozen(self.denoiser):
+            return self._ere_with(self.noise_draws(z.shape[1:], z.device, z.dtype), self.effective_sigma)(z)
 
     def _ere_with(self, noises: torch.Tensor, sigma: float):
         def ere(z: torch.Tensor) -> torch.Tensor:
@@ -267,22 +269,27 @@ class ReconstructionSearchPyTorch(
                 ere, z, x0, float(self.rho), float(self.step_size), float(self.radius), self.norm, clip, create_graph
             )
 
-        def attention() -> Any:
-            return twice_differentiable_attention(self.denoiser)
+        block = frozen(self.denoiser)  # entered for the search and again for each recomputed step
+
+        @contextlib.contextmanager
+        def recomputation() -> Iterator[None]:  # a recomputed step runs in the backward pass, after this call
+            with block, twice_differentiable_attention(self.denoiser):
+                yield
 
         steps = int(self.max_iter)
         first_graph = steps - unrolled
         x0 = x if unrolled else x.detach()
         z = x.detach()
         recompute = unrolled > 0 and self.gradient_checkpointing  # the second-order graph is built in the backward
-        with attention() if unrolled and not recompute else contextlib.nullcontext():
+        attention = twice_differentiable_attention(self.denoiser) if unrolled and not recompute else None
+        with block, attention or contextlib.nullcontext():
             if record is not None:
                 record(z)
             for i in range(steps):
                 graph = i >= first_graph
                 if i == first_graph:  # the graph starts here: x itself, or the identity gradient of the steps before
                     z = x if i == 0 else straight_through(x, z)
-                z = recomputed_step(step, z, x0, attention) if graph and recompute else step(z, x0, graph)
+                z = recomputed_step(step, z, x0, recomputation) if graph and recompute else step(z, x0, graph)
                 if record is not None:
                     record(z)
         return z

@@ -9,6 +9,8 @@ from typing import Any, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from art_purify.utils import eval_mode
+
 
 def _unwrap(classifier) -> torch.nn.Module:
     """Accept a ``torch.nn.Module`` or an ART ``PyTorchClassifier`` (its ``model``)."""
@@ -29,8 +31,13 @@ class ActivationSaliency:
     (1) by a threshold on that map or by keeping a top fraction of pixels per image. Computed without gradients:
     for an attacker the mask is a constant.
 
+    The saliency pass is computed in eval mode, the modes restored: the classifier runs with every submodule in eval
+    mode and each gets its own ``training`` flag back afterwards, however the pass ends. So a pass made while the
+    classifier trains (ART's ``fit`` with ``apply_fit=True``) leaves its BatchNorm running statistics alone, draws no
+    dropout noise, and gives an image the mask it has in any other batch.
+
     :param classifier: The classifier (``torch.nn.Module`` taking the defence's input in [0, 1], or an ART
-                       ``PyTorchClassifier``, whose ``model`` is used). Its mode is not changed.
+                       ``PyTorchClassifier``, whose ``model`` is used). Its modes and state are left as they are.
     :param stage_names: Names of the modules to hook (``dict(model.named_modules())`` keys); by default the model's
                         ``stage_names`` attribute (as on :class:`~art_purify.models.SmallResNet`).
     :param threshold: Saliency at or above which a pixel is salient (the paper: 0.85 on CIFAR-10).
@@ -80,12 +87,13 @@ class ActivationSaliency:
     @torch.no_grad()
     def saliency_map(self, x: torch.Tensor) -> torch.Tensor:
         """Continuous saliency in [0, 1], shape ``(N, 1, H, W)``, for ``x`` in the classifier's input space and
-        layout."""
+        layout (the classifier run in eval mode, its modes restored)."""
         size = x.shape[-2:] if self.channels_first else x.shape[1:3]
         acts = []
         hooks = [m.register_forward_hook(lambda _m, _i, out: acts.append(out)) for m in self._modules]
         try:
-            self.model(x)
+            with eval_mode(self.model):  # the modes of every submodule are put back (see the class docstring)
+                self.model(x)
         finally:
             for hook in hooks:
                 hook.remove()

@@ -121,7 +121,10 @@ def test_bad_input_and_bad_generators_get_clear_errors_and_draw_nothing():
         _purifier(batch_size=0)
 
 
-def test_generator_is_frozen_and_in_eval_mode():
-    purifier = _purifier()
-    assert not purifier.generator.training
-    assert not any(p.requires_grad for p in purifier.generator.parameters())
+def test_the_generator_keeps_its_own_mode_and_gradients():
+    purifier = _purifier()  # a generator straight from its constructor: train mode, trainable parameters
+    generator = purifier.generator
+    assert generator.training and all(p.requires_grad for p in generator.parameters())
+    out, _ = purifier.forward(image_batch(2, torch.float32).requires_grad_(True))
+    out.sum().backward()
+    assert generator.training and all(p.requires_grad and p.grad is None for p in generator.parameters())

@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: MIT
 # Copyright (c) 2026 art_purify developers
 """Patterns every defence of the package must follow, run over one list of all of them (a new defence joins the list):
-channels-last input with a channels-last classifier, all-or-nothing ``set_params``, the output dtype."""
+channels-last input with a channels-last classifier, all-or-nothing ``set_params``, the output dtype, networks left
+as they were."""
+
+import copy
 
 import numpy as np
 import pytest
@@ -160,3 +163,123 @@ def test_float64_data_reaches_a_float32_classifier_as_float32(name):
     assert grad.dtype == np.float64 and np.isfinite(grad).all()
     out, _ = defence.forward(torch.from_numpy(x64))
     assert out.dtype == torch.float32
+
+
+class Dropping(torch.nn.Module):
+    """A network followed by dropout, so that its output depends on its mode (and train mode draws from the global
+    RNG): ``(x, t) -> noise`` around a UNet, ``(x, mask) -> (coarse, refined)`` around a generator."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.drop = net, torch.nn.Dropout(0.5)
+
+    def forward(self, *args):
+        out = self.net(*args)
+        if isinstance(out, tuple):
+            return tuple(self.drop(o) for o in out)
+        return self.drop(getattr(out, "sample", out))
+
+
+def _unet():
+    from tests.helpers import tiny_unet
+
+    return Dropping(tiny_unet(torch.float32))
+
+
+def _generator():
+    from art_purify.models import InpaintingGenerator
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return Dropping(InpaintingGenerator(1, width=4))
+
+
+def _still_training(net):
+    """``net`` as a module still being trained may be: in train mode with one submodule in eval mode, and one
+    parameter frozen among trainable ones (mixed flags)."""
+    net.train().requires_grad_(True)
+    next(m for m in net.modules() if m is not net and m is not net.net).eval()
+    next(net.parameters()).requires_grad_(False)
+    return net
+
+
+def _uniform_on(net, model):
+    from art_purify.defences.preprocessor import DiffusionPurificationPyTorch
+
+    return DiffusionPurificationPyTorch(net, t_star=100, defence_grid=50, seed=0, device_type="cpu")
+
+
+def _hetero_on(net, model):
+    from art_purify.defences.preprocessor import HeterogeneousDiffusionPurificationPyTorch
+
+    return HeterogeneousDiffusionPurificationPyTorch(
+        net, model, t_high=200, t_low=100, jump=10, defence_grid=50, seed=0, device_type="cpu"
+    )
+
+
+def _search_on(net, model):
+    from art_purify.defences.preprocessor import ReconstructionSearchPyTorch
+
+    return ReconstructionSearchPyTorch(net, max_iter=2, nb_noise=2, device_type="cpu")
+
+
+def _atop_on(net, model):
+    from art_purify.defences.preprocessor import AToPPurificationPyTorch, RandomMaskingPyTorch
+
+    return AToPPurificationPyTorch(net, RandomMaskingPyTorch.preset("rt3"), seed=0, device_type="cpu")
+
+
+#: The defences with networks of their own (exact gradients, checkpointed where the defence checkpoints): name ->
+#: (network factory, defence factory(network, classifier model)).
+NETWORKED = {
+    "uniform": (_unet, _uniform_on),
+    "heterogeneous": (_unet, _hetero_on),
+    "reconstruction-search": (_unet, _search_on),
+    "atop": (_generator, _atop_on),
+}
+
+
+def _state(module):
+    """Every submodule's mode, every parameter's ``requires_grad`` and ``.grad``, and every buffer and weight."""
+    return (
+        [m.training for m in module.modules()],
+        [(p.requires_grad, p.grad) for p in module.parameters()],
+        {k: v.clone() for k, v in module.state_dict().items()},
+    )
+
+
+def _assert_same_state(before, after):
+    assert after[0] == before[0], "a submodule's training flag changed"
+    assert [g for g, _ in after[1]] == [g for g, _ in before[1]], "a parameter's requires_grad changed"
+    assert all(grad is None for _, grad in after[1]), "a gradient reached the network's parameters"
+    assert after[2].keys() == before[2].keys()
+    assert all(torch.equal(after[2][k], v) for k, v in before[2].items()), "a buffer or weight changed"
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKED))
+def test_a_defence_leaves_a_network_still_being_trained_as_it_was(name):
+    make_network, make_defence = NETWORKED[name]
+    net = _still_training(make_network())
+    model = tiny_classifier(torch.float32).train()  # with BatchNorm: the saliency pass must not move its statistics
+    model.stage2.eval()
+    before = (_state(net), _state(model))
+    defence = make_defence(net, model)
+    _assert_same_state(before[0], _state(net))
+    _assert_same_state(before[1], _state(model))
+    x = image_batch(3, torch.float32)
+    weights = torch.linspace(-1.0, 1.0, x.numel()).view(x.shape)
+    rng = torch.random.get_rng_state()
+    xg = x.clone().requires_grad_(True)
+    out, _ = defence.forward(xg)
+    (out * weights).sum().backward()  # the checkpointed calls are recomputed here, after forward has returned
+    assert torch.equal(torch.random.get_rng_state(), rng)  # no dropout draw from the global RNG
+    _assert_same_state(before[0], _state(net))
+    _assert_same_state(before[1], _state(model))
+    # the output and the gradient are those of the same networks in eval mode with frozen parameters
+    reference = make_defence(
+        copy.deepcopy(net).eval().requires_grad_(False), copy.deepcopy(model).eval().requires_grad_(False)
+    )
+    xr = x.clone().requires_grad_(True)
+    out_ref, _ = reference.forward(xr)
+    (out_ref * weights).sum().backward()
+    assert torch.equal(out, out_ref) and torch.equal(xg.grad, xr.grad) and xg.grad.abs().sum() > 0

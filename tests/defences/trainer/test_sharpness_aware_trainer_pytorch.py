@@ -94,6 +94,28 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
         assert torch.equal(a, b)
 
 
+def test_resume_after_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    x, y = _data()
+
+    def run(out, stop_after=None, resume=False):
+        classifier = _classifier()
+        trainer = SharpnessAwareTrainerPyTorch(
+            classifier, _optimizer("ssesam", classifier.model), seed=0, checkpoint_dir=out, verbose=False
+        )
+        trainer.fit(x, y, nb_epochs=3, batch_size=16, stop_after=stop_after, resume=resume)
+        return classifier, trainer
+
+    full, _ = run(tmp_path / "full")
+    run(tmp_path / "part", stop_after=2)  # checkpoints after epochs 1 and 2
+    newest = tmp_path / "part" / "checkpoint.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # a write cut short
+    with pytest.warns(RuntimeWarning, match="checkpoint.pt cannot be read.*checkpoint.prev.pt"):
+        resumed, trainer = run(tmp_path / "part", resume=True)
+    assert [h["epoch"] for h in trainer.history] == [1, 2, 3] and trainer.optimizer.epoch == 3  # epoch 2 redone
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_shot_groups_and_group_accuracy():
     groups = shot_groups([500, 300, 100, 50, 20, 5])  # CIFAR-LT convention: > 100 many, < 20 few
     assert groups == {"many": [0, 1], "medium": [2, 3, 4], "few": [5]}
