@@ -21,9 +21,10 @@ def _data_arg(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument(
         "--data",
         default=default,
-        help="Fashion-MNIST source: a directory of the original IDX files, 'embedded' (first 1,000 test images), "
-        "'auto' (Debian's directory if present, else embedded) or 'download' (torchvision, explicit). "
-        f"Default: {default}.",
+        help="Data: an .npz file (x, y; or x_train/y_train and x_test/y_test), a directory of MNIST-style IDX "
+        "files (train-*, t10k-*), an image folder with one sub-folder per class, or Fashion-MNIST: 'embedded' "
+        "(first 1,000 test images), 'auto' (Debian's directory if present, else embedded) or 'download' "
+        f"(torchvision, explicit). Default: {default}.",
     )
 
 
@@ -79,6 +80,38 @@ def _search_option(parser: argparse.ArgumentParser, flag: str, name: str, text: 
     )
 
 
+def _classifier_options(parser, where: str) -> None:
+    """``--classifier``, ``--classifier-weights``, ``--classifier-kwargs``: a user's classifier (docs/own_models.md)."""
+    parser.add_argument(
+        "--classifier",
+        metavar="SPEC",
+        help=f"Your classifier {where}: 'package.module:Factory' (importable, or a .py file's module "
+        "name in the current directory), a torch.export program (.pt2), a TorchScript file (.pt/.pth/.ts), or a "
+        "train-classifier output directory.",
+    )
+    parser.add_argument(
+        "--classifier-weights", type=Path, metavar="FILE", help="safetensors state dict for --classifier."
+    )
+    parser.add_argument(
+        "--classifier-kwargs",
+        metavar="JSON",
+        help="Keyword arguments of the factory as a JSON object, e.g. '{\"n\": 10}'.",
+    )
+
+
+def _augment_options(parser: argparse.ArgumentParser, config: type) -> None:
+    """``--hflip/--no-hflip``, with the config's default in ``--help``."""
+    hflip = bool(getattr(config, "hflip"))
+    default = "on" if hflip else "off"
+    parser.add_argument(
+        "--hflip",
+        action=argparse.BooleanOptionalAction,
+        default=hflip,
+        help=f"Random horizontal flips of the training images (default {default}; turn off for digits, text and "
+        "other data without mirror symmetry). Recorded in the model card.",
+    )
+
+
 def _common_train_args(parser: argparse.ArgumentParser, config: type) -> None:
     _run_args(parser)
     _config_option(parser, "--batch-size", config, "batch_size", "Training batch size")
@@ -114,6 +147,13 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
         "the zoo diffusion model --diffusion-model (0: off)",
     )
     p.add_argument("--diffusion-model", default="fashion-mnist", help="Zoo diffusion model for --diffusion-augment.")
+    _augment_options(p, ClassifierTrainConfig)
+    _config_option(p, "--crop-pad", ClassifierTrainConfig, "crop_pad", "Random-crop padding in pixels (0: no crop)")
+    p.add_argument(
+        "--test-data",
+        help="Test data for the accuracy in the model card (any --data form; default: --data's test split when it "
+        "has one, as IDX t10k-* files or x_test in an .npz, else none).",
+    )
     t_range = (ClassifierTrainConfig.diffusion_t_min, ClassifierTrainConfig.diffusion_t_max)
     p.add_argument(
         "--diffusion-t",
@@ -129,6 +169,13 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
     _config_option(p, "--steps", DiffusionTrainConfig, "steps", "Optimisation steps")
     _config_option(p, "--t-max", DiffusionTrainConfig, "t_max", "Train on timesteps [0, t_max) (see docs/models.md)")
     _config_option(p, "--ema-decay", DiffusionTrainConfig, "ema_decay", "EMA decay of the exported weights")
+    _augment_options(p, DiffusionTrainConfig)
+    p.add_argument(
+        "--unet-config",
+        type=Path,
+        help="JSON file of diffusers UNet2DModel keyword arguments (default: the package's 1.9 M-parameter UNet "
+        "with the data's channels and size; see docs/models.md).",
+    )
 
     lt = LongTailedTrainConfig
     p = sub.add_parser(
@@ -175,6 +222,7 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
     )
     _run_args(p)
     p.add_argument("--model", default="fashion-mnist", help="Zoo name of the (frozen) classifier.")
+    _classifier_options(p, "instead of the zoo's --model")
     _config_option(p, "--pretrain-epochs", at, "pretrain_epochs", "Pre-training epochs (GAN + L1, clean images)")
     _config_option(p, "--epochs", at, "epochs", "Fine-tuning epochs (GAN + L1 + CE on adversarial images)")
     _config_option(p, "--finetune-examples", at, "finetune_examples", "Training images per fine-tuning epoch")
@@ -208,7 +256,39 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
         "sanity checks, and write report.json, adversarial.npz and report.png to --out.",
     )
     _data_arg(p, "embedded")
-    p.add_argument("--model", default="fashion-mnist", help="Zoo name of the classifier (default fashion-mnist).")
+    p.add_argument(
+        "--model",
+        default="fashion-mnist",
+        help="Zoo name of every piece not given below: classifier, diffusion model, AToP purifier (default "
+        "fashion-mnist).",
+    )
+    own = p.add_argument_group("your own models (see docs/own_models.md)")
+    _classifier_options(own, "instead of the zoo's")
+    own.add_argument(
+        "--nb-classes", type=int, help="Number of classes (default: read from the classifier's logits; checked)."
+    )
+    own.add_argument(
+        "--clip-values",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=(0.0, 1.0),
+        help="The classifier's input range; the data must lie in it (default 0 1).",
+    )
+    own.add_argument(
+        "--stages",
+        metavar="NAMES",
+        help="Comma-separated module names of the classifier for the heterogeneous defence's saliency "
+        "(default: its stage_names attribute).",
+    )
+    own.add_argument(
+        "--diffusion",
+        type=Path,
+        metavar="DIR",
+        help="Diffusers model directory (save_pretrained layout or a train-diffusion output) for the diffusion "
+        "defences.",
+    )
+    own.add_argument("--atop", type=Path, metavar="DIR", help="train-atop output directory for the AToP defences.")
     p.add_argument(
         "--defence",
         default="none",
@@ -320,18 +400,29 @@ def _set_threads(n: Optional[int]) -> None:
 
 
 def _load_train(args):
-    from art_purify.datasets import load_fashion_mnist
+    from art_purify.datasets import check_range, load_dataset
 
     if args.n_train is not None and args.n_train <= 0:
         raise ValueError(f"--n-train must be a positive integer, got {args.n_train}.")
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file, not a directory.")
-    x, y = load_fashion_mnist("train", source=args.data, n=args.n_train)
+    x, y = load_dataset(args.data, "train", n=args.n_train)
+    check_range(x, (0.0, 1.0), f"--data {args.data}")  # the training commands work on images in [0, 1]
     return x, y
 
 
+def _load_test(source, n: Optional[int] = None):
+    """The test split of ``source`` (any ``--data`` form), or ``None`` when it has none."""
+    from art_purify.datasets import has_split, load_dataset
+
+    if not has_split(source, "test"):
+        return None, None
+    x, y = load_dataset(source, "test")
+    return (x, y) if n is None else (x[:n], y[:n])
+
+
 def _cmd_train_classifier(args, command: str) -> int:
-    from art_purify.datasets import load_fashion_mnist
+    from art_purify.datasets import load_dataset
     from art_purify.training import ClassifierTrainConfig, train_classifier
 
     _set_threads(args.num_threads)
@@ -344,6 +435,8 @@ def _cmd_train_classifier(args, command: str) -> int:
         diffusion_augment=args.diffusion_augment,
         diffusion_t_min=args.diffusion_t[0],
         diffusion_t_max=args.diffusion_t[1],
+        hflip=args.hflip,
+        crop_pad=args.crop_pad,
     )
     config.validate()  # before loading anything
     diffusion = None
@@ -352,7 +445,7 @@ def _cmd_train_classifier(args, command: str) -> int:
 
         diffusion = load_diffusion(args.diffusion_model)
     x, y = _load_train(args)
-    x_test, y_test = load_fashion_mnist("test", source=args.data)
+    x_test, y_test = load_dataset(args.test_data, "test") if args.test_data else _load_test(args.data)
     card = train_classifier(
         x,
         y,
@@ -387,13 +480,25 @@ def _cmd_train_diffusion(args, command: str) -> int:
         checkpoint_every=args.checkpoint_every,
         t_max=args.t_max,
         ema_decay=args.ema_decay,
+        hflip=args.hflip,
     )
     config.validate()  # before loading anything
+    unet_config = None
+    if args.unet_config is not None:
+        import json
+
+        try:
+            unet_config = json.loads(args.unet_config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ValueError(f"--unet-config {args.unet_config} is not a readable JSON file: {err}") from err
+        if not isinstance(unet_config, dict):
+            raise ValueError(f"--unet-config {args.unet_config} must hold a JSON object of UNet2DModel arguments.")
     x, _ = _load_train(args)
     card = train_diffusion(
         x,
         args.out,
         config,
+        unet_config=unet_config,
         device=args.device,
         resume=args.resume,
         stop_after=args.stop_after,
@@ -408,8 +513,9 @@ def _cmd_train_diffusion(args, command: str) -> int:
 
 
 def _cmd_train_atop(args, command: str) -> int:
-    from art_purify.datasets import load_fashion_mnist
     from art_purify.training import AToPTrainConfig, train_atop
+    import torch
+
     from art_purify.zoo import load_classifier
 
     _set_threads(args.num_threads)
@@ -432,10 +538,18 @@ def _cmd_train_atop(args, command: str) -> int:
         seed=args.seed,
     )
     config.validate()  # before loading anything
-    model = load_classifier(args.model)
+    model: torch.nn.Module
+    if args.classifier is None:
+        if args.classifier_weights is not None or args.classifier_kwargs is not None:
+            raise ValueError("--classifier-weights and --classifier-kwargs need --classifier.")
+        model = load_classifier(args.model)
+    else:
+        from art_purify.zoo.user import load_user_classifier
+
+        kwargs = _json_object(args.classifier_kwargs, "--classifier-kwargs")
+        model = load_user_classifier(args.classifier, args.classifier_weights, kwargs)
     x, y = _load_train(args)
-    x_test, y_test = load_fashion_mnist("test", source=args.data)
-    x_test, y_test = x_test[:1000], y_test[:1000]
+    x_test, y_test = _load_test(args.data, 1000)
     card = train_atop(
         x,
         y,
@@ -453,10 +567,10 @@ def _cmd_train_atop(args, command: str) -> int:
     if "interrupted_at_epoch" in card:
         print(f"stopped after epoch {card['interrupted_at_epoch']}; continue with --resume")
     else:
-        accuracy = card["metrics"].get("test_accuracy_purified", float("nan"))
-        print(
-            f"clean accuracy through the purifier {accuracy:.4f} (first {len(y_test)} test images); artefacts in {args.out}"
-        )
+        if y_test is not None:
+            accuracy = card["metrics"].get("test_accuracy_purified", float("nan"))
+            print(f"clean accuracy through the purifier {accuracy:.4f} (first {len(y_test)} test images); ", end="")
+        print(f"artefacts in {args.out}")
     return 0
 
 
@@ -507,6 +621,20 @@ def _cmd_train_long_tailed(args, command: str) -> int:
     return 0
 
 
+def _json_object(text: Optional[str], flag: str) -> Optional[dict]:
+    if text is None:
+        return None
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"{flag} must be a JSON object, got {text!r}: {err}") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{flag} must be a JSON object, got {text!r}.")
+    return value
+
+
 def _cmd_evaluate(args, command: str) -> int:
     from art_purify.evaluation.command import parse_factors, run_evaluate
 
@@ -542,6 +670,14 @@ def _cmd_evaluate(args, command: str) -> int:
             eps_curve=None if args.eps_curve is None else parse_factors(args.eps_curve),
             ere_weight=args.ere_weight,
             search={name: getattr(args, f"search_{name}") for _, name, _ in SEARCH_OPTIONS},
+            classifier=args.classifier,
+            classifier_weights=args.classifier_weights,
+            classifier_kwargs=_json_object(args.classifier_kwargs, "--classifier-kwargs"),
+            nb_classes=args.nb_classes,
+            clip_values=tuple(args.clip_values),
+            stages=None if args.stages is None else [v.strip() for v in args.stages.split(",") if v.strip()],
+            diffusion=args.diffusion,
+            atop=args.atop,
         )
     )
     return 0

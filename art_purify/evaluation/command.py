@@ -6,7 +6,7 @@ table, a JSON report and a PNG figure. Keyword arguments only, so that it is cal
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -28,6 +28,32 @@ def check_out_dir(out: Union[str, Path]) -> Path:
     except OSError as err:
         raise ValueError(f"output directory {out} cannot be written: {err}") from err
     return out
+
+
+def _check_unet_fits(unet: Any, shape: Sequence[int], origin: Any) -> None:
+    """The UNet's channels and size must be the data's (a diffusers UNet2DModel's config says them)."""
+    config = getattr(unet, "config", None)
+    if config is None:
+        return
+    channels = config.get("in_channels") if hasattr(config, "get") else getattr(config, "in_channels", None)
+    size = config.get("sample_size") if hasattr(config, "get") else getattr(config, "sample_size", None)
+    if channels is not None and channels != shape[0]:
+        raise ValueError(
+            f"{origin} takes {channels}-channel images, the data has {shape[0]} channels; give --diffusion."
+        )
+    sizes = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+    if size is not None and sizes != tuple(shape[1:]):
+        raise ValueError(f"{origin} was built for {sizes[0]}x{sizes[1]} images, the data is {shape[1]}x{shape[2]}.")
+
+
+def _check_generator_fits(generator: Any, shape: Sequence[int], origin: Any) -> None:
+    config = getattr(generator, "config", {})
+    if config.get("in_channels", shape[0]) != shape[0]:
+        raise ValueError(
+            f"{origin} takes {config['in_channels']}-channel images, the data has {shape[0]} channels; give --atop."
+        )
+    if shape[1] % 4 or shape[2] % 4:
+        raise ValueError(f"the AToP purifier needs a height and width that are multiples of 4, got {shape[1:]}.")
 
 
 def parse_factors(text: str) -> tuple:
@@ -84,7 +110,7 @@ def resolve_options(  # pylint: disable=too-many-arguments
     }
 
 
-def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
+def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many-branches,too-many-statements
     *,
     out: Union[str, Path],
     data: str = "embedded",
@@ -102,15 +128,24 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     command: Optional[str] = None,
     search: Optional[Dict[str, Any]] = None,
     transform: Optional[str] = None,
+    classifier: Optional[str] = None,
+    classifier_weights: Optional[Union[str, Path]] = None,
+    classifier_kwargs: Optional[Dict[str, Any]] = None,
+    nb_classes: Optional[int] = None,
+    clip_values: Tuple[float, float] = (0.0, 1.0),
+    stages: Optional[Sequence[str]] = None,
+    diffusion: Optional[Union[str, Path]] = None,
+    atop: Optional[Union[str, Path]] = None,
     **options: Any,
 ) -> str:
     """
     Run ``art-purify evaluate`` and return the text it prints.
 
     :param out: Report directory (``report.json``, ``adversarial.npz``, ``report.png``, ``partial/``).
-    :param data: Fashion-MNIST source (see :func:`art_purify.datasets.load_fashion_mnist`).
+    :param data: Test data: any source of :func:`art_purify.datasets.load_dataset` (an ``.npz``, an IDX directory,
+                 an image folder, or a Fashion-MNIST source); its values must lie in ``clip_values``.
     :param n: Number of test images (the first ``n``).
-    :param model: Zoo name of the classifier and diffusion model.
+    :param model: Zoo name of the pieces not given explicitly (classifier, diffusion model, AToP purifier).
     :param defence: One of :data:`art_purify.evaluation.defences.DEFENCES`.
     :param gradient: One of :data:`art_purify.defences.preprocessor.GRADIENT_MODES`.
     :param search: Parameters of the reconstruction search (``sigma``, ``nb_noise``, ``max_iter``, ``step_size``,
@@ -119,17 +154,29 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     :param transform: AToP's random transform (``"rt1"``, ``"rt2"``, ``"rt3"``; default rt2), only with the
                       defences ``random-masking``, ``atop`` and ``atop-pretrained``.
     :param options: The attack options of :func:`resolve_options` (``preset``, ``attacks``, ``eps``, ...).
+    :param classifier: The user's classifier instead of the zoo's: ``"package.module:Factory"`` (with
+                       ``classifier_weights``, a safetensors state dict, and ``classifier_kwargs``), a TorchScript
+                       file, or a ``train-classifier`` output directory (see
+                       :func:`art_purify.zoo.load_user_classifier`). Its number of classes is read from its output
+                       on one input of the data's shape; ``nb_classes``, when given, must agree.
+    :param clip_values: The classifier's input range; the data must lie in it.
+    :param stages: Module names of the classifier whose activations make the heterogeneous defence's saliency
+                   (default: the model's ``stage_names`` attribute).
+    :param diffusion: A diffusers directory (``save_pretrained`` layout or ``train-diffusion`` output) for the
+                      diffusion defences, instead of the zoo's.
+    :param atop: A ``train-atop`` output directory for the AToP defences, instead of the zoo's purifier.
     :param command: The command line, recorded in the report.
     """
     import torch
 
-    from art_purify.datasets import CLASSES, load_fashion_mnist
+    from art_purify.datasets import CLASSES, check_range, load_dataset
     from art_purify.evaluation.defences import ATOP_DEFENCES, MODEL_FREE_DEFENCES, build_defence
     from art_purify.evaluation.report import save_figure, save_report, summary_table
     from art_purify.evaluation.suite import evaluate
     from art_purify.models import as_art_classifier
     from art_purify.utils import resolve_device
-    from art_purify.zoo import load_atop, load_classifier, load_diffusion
+    from art_purify.zoo import load_atop, load_classifier, load_diffusion, load_diffusion_dir
+    from art_purify.zoo.user import check_stage_names, infer_nb_classes, load_atop_dir, load_user_classifier
 
     resolved = resolve_options(**options)
     search = {k: v for k, v in (search or {}).items() if v is not None}
@@ -140,21 +187,58 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
         )
     if transform is not None and defence not in ("random-masking", *ATOP_DEFENCES):
         raise ValueError(f"--transform only applies to the AToP defences, not {defence!r}.")
+    uses_diffusion = defence not in MODEL_FREE_DEFENCES and defence not in ATOP_DEFENCES
+    for given, flag, applies in (
+        (diffusion, "--diffusion", uses_diffusion),
+        (atop, "--atop", defence in ATOP_DEFENCES),
+        (stages, "--stages", defence == "heterogeneous"),
+    ):
+        if given is not None and not applies:
+            raise ValueError(f"{flag} does not apply to defence {defence!r}.")
+    if classifier is None and (classifier_weights is not None or classifier_kwargs):
+        raise ValueError("--classifier-weights and --classifier-kwargs need --classifier.")
     out = check_out_dir(out)
     dev = resolve_device(device)
-    x, y = load_fashion_mnist("test", source=data)
+    x, y = load_dataset(data, "test")
     if n <= 0 or n > len(y):
         raise ValueError(f"--n must lie in [1, {len(y)}] for data source {data!r}, got {n}.")
     x, y = x[:n], y[:n]
-    net = load_classifier(model, device=dev)
-    diffusion = defence not in MODEL_FREE_DEFENCES and defence not in ATOP_DEFENCES
-    unet, scheduler = load_diffusion(model, device=dev) if diffusion else (None, None)
-    generator = (
-        load_atop(model, pretrained=defence == "atop-pretrained", device=dev) if defence in ATOP_DEFENCES else None
-    )
-    atop_kwargs: Dict[str, Any] = {}
+    check_range(x, clip_values, f"data {data}")
+    net: torch.nn.Module
+    if classifier is None:
+        net = load_classifier(model, device=dev)
+    else:
+        net = load_user_classifier(classifier, classifier_weights, classifier_kwargs, device=dev)
+    classes = infer_nb_classes(net, x.shape[1:], dev)
+    if nb_classes is not None and nb_classes != classes:
+        raise ValueError(f"--nb-classes {nb_classes} does not match the classifier, whose logits have {classes}.")
+    if int(y.max()) >= classes:
+        raise ValueError(f"data {data}: label {int(y.max())} is not a class of the classifier ({classes} classes).")
+    if stages is not None:
+        check_stage_names(net, stages)
+    unet, scheduler = (None, None)
+    if uses_diffusion:
+        unet, scheduler = load_diffusion(model, device=dev) if diffusion is None else load_diffusion_dir(diffusion, dev)
+        _check_unet_fits(unet, x.shape[1:], diffusion or f"zoo diffusion model {model!r}")
+    defence_kwargs: Dict[str, Any] = {}
+    generator = None
+    if defence in ATOP_DEFENCES:
+        pretrained = defence == "atop-pretrained"
+        generator = load_atop(model, pretrained, dev) if atop is None else load_atop_dir(atop, pretrained, dev)
+        _check_generator_fits(generator, x.shape[1:], atop or f"zoo AToP purifier {model!r}")
     if defence == "random-masking" or generator is not None:
-        atop_kwargs = {"transform": transform or "rt2", "generator": generator}
+        defence_kwargs = {"transform": transform or "rt2", "generator": generator}
+    if defence == "heterogeneous":
+        if stages is None and getattr(net, "stage_names", None) is None:
+            raise ValueError(
+                "the heterogeneous defence needs the classifier's stage names for its saliency: give --stages "
+                "(module names, e.g. layer1,layer2,layer3,layer4 for a torchvision ResNet)."
+            )
+        if stages is not None:
+            defence_kwargs["stage_names"] = list(stages)
+    if tuple(clip_values) != (0.0, 1.0) and defence != "none":
+        defence_kwargs["clip_values"] = tuple(clip_values)
+
     try:
         built = build_defence(
             defence,
@@ -165,22 +249,23 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
             seed=seed,
             device_type="gpu" if dev.type == "cuda" else "cpu",
             batch_size=resolved["settings"].batch_size,
-            **atop_kwargs,
+            **defence_kwargs,
             **search,
         )
     except ValueError as err:
         if defence == "reconstruction-search":  # its max_iter is not the attack's: say whose parameter it is
             raise ValueError(f"{SEARCH_ERROR_PREFIX}{err}") from err
         raise
-    classifier = as_art_classifier(
+    art_classifier = as_art_classifier(
         net,
         input_shape=x.shape[1:],
-        nb_classes=len(CLASSES),
+        nb_classes=classes,
+        clip_values=clip_values,
         device=dev,
         preprocessing_defences=[built] if built is not None else None,
     )
     report = evaluate(
-        classifier,
+        art_classifier,
         x,
         y,
         resolved["attacks"],
@@ -198,7 +283,12 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     )
     extra = {
         "command": command,
-        "model": model,
+        "model": model if classifier is None else None,
+        "classifier": None if classifier is None else str(classifier),
+        "classifier_weights": None if classifier_weights is None else str(classifier_weights),
+        "diffusion": None if diffusion is None else str(diffusion),
+        "atop": None if atop is None else str(atop),
+        "clip_values": list(clip_values),
         "defence": defence,
         "gradient": gradient if built is not None else None,
         "transform": (transform or "rt2") if defence in ("random-masking", *ATOP_DEFENCES) else None,
@@ -217,7 +307,9 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
         stale.unlink()
         lines.append(f"removed {stale} (left by an earlier run; this run has --no-figure)")
     if figure:
-        title = f"{model}, defence {defence}" + (f" ({gradient} gradient)" if built is not None else "")
-        path = save_figure(report, classifier, x, out / "report.png", CLASSES, title=title)
+        title = f"{model if classifier is None else classifier}, defence {defence}"
+        title += f" ({gradient} gradient)" if built is not None else ""
+        names = CLASSES if classes == len(CLASSES) and classifier is None else [str(k) for k in range(classes)]
+        path = save_figure(report, art_classifier, x, out / "report.png", names, title=title)
         lines.append(f"figure: {path}")
     return "\n".join(lines)

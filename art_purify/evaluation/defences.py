@@ -55,7 +55,7 @@ def build_defence(
             return RandomMaskingPyTorch.preset(transform, nb_eot=nb_eot, seed=seed, device_type=device_type, **kwargs)
         if generator is None:
             raise ValueError(f"defence {name!r} needs an AToP generator.")
-        rt = RandomMaskingPyTorch.preset(transform)
+        rt = RandomMaskingPyTorch.preset(transform, **{k: v for k, v in kwargs.items() if k == "clip_values"})
         return AToPPurificationPyTorch(generator, rt, nb_eot=nb_eot, seed=seed, device_type=device_type, **kwargs)
     if unet is None:
         raise ValueError(f"defence {name!r} needs a diffusion model (unet).")

@@ -13,7 +13,13 @@ from art_purify.models.inpainting import (
     hinge_generator_loss,
 )
 from art_purify.models.wrapping import as_art_classifier
-from art_purify.models.unet import DDPM_SCHEDULE, build_scheduler, build_unet, fashion_mnist_unet_config
+from art_purify.models.unet import (
+    DDPM_SCHEDULE,
+    build_scheduler,
+    build_unet,
+    fashion_mnist_unet_config,
+    unet_config_for,
+)
 
 __all__ = [
     "BasicBlock",
@@ -26,6 +32,7 @@ __all__ = [
     "build_scheduler",
     "build_unet",
     "fashion_mnist_unet_config",
+    "unet_config_for",
     "generator_input",
     "hinge_discriminator_loss",
     "hinge_generator_loss",

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, cast
+from typing import Any, Dict, Optional, Sequence, cast
 
 import torch
 
@@ -36,6 +36,25 @@ def fashion_mnist_unet_config() -> Dict[str, Any]:
         "norm_num_groups": 8,
         "attention_head_dim": 32,
     }
+
+
+def unet_config_for(shape: Sequence[int]) -> Dict[str, Any]:
+    """
+    The Fashion-MNIST UNet's configuration (:func:`fashion_mnist_unet_config`) for images of ``shape``
+    ``(C, H, W)``: the same blocks with ``C`` input and output channels and ``sample_size`` ``(H, W)``. ``H`` and
+    ``W`` must be multiples of 4 (two down-samplings); for 32x32 colour images this is a small (1.9 M) CIFAR-sized
+    denoiser, for larger data give your own configuration.
+    """
+    if len(shape) != 3:
+        raise ValueError(f"image shape must be (C, H, W), got {tuple(shape)}.")
+    channels, height, width = (int(v) for v in shape)
+    if height % 4 or width % 4 or height <= 0 or width <= 0:
+        raise ValueError(f"the default UNet needs height and width that are multiples of 4, got {height}x{width}.")
+    config = fashion_mnist_unet_config()
+    config.update(
+        in_channels=channels, out_channels=channels, sample_size=height if height == width else [height, width]
+    )
+    return config
 
 
 def build_unet(config: Optional[Dict[str, Any]] = None) -> torch.nn.Module:

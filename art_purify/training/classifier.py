@@ -36,7 +36,12 @@ class ClassifierTrainConfig:
     checkpoint_every: int = 200
     widths: List[int] = field(default_factory=lambda: [16, 32, 64, 128])
     blocks: List[int] = field(default_factory=lambda: [1, 1, 1, 1])
+    #: Random crop and flip (off: neither, whatever ``crop_pad`` and ``hflip`` say).
     augment: bool = True
+    #: Random crop with this much zero padding on each side (0: no crop).
+    crop_pad: int = 2
+    #: Random horizontal flips (wrong for digits, text and other data without mirror symmetry).
+    hflip: bool = True
     #: Fraction of training images shown as a diffuse-and-denoise copy (purification-aware training; 0 disables).
     diffusion_augment: float = 0.0
     #: Range of timesteps of those copies (one-step Tweedie denoising from ``t``, ``t`` uniform in the range).
@@ -49,6 +54,8 @@ class ClassifierTrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}.")
+        if isinstance(self.crop_pad, bool) or int(self.crop_pad) != self.crop_pad or self.crop_pad < 0:
+            raise ValueError(f"crop_pad must be a non-negative integer, got {self.crop_pad!r}.")
         if not 0.0 <= self.diffusion_augment <= 1.0:
             raise ValueError(f"diffusion_augment must lie in [0, 1], got {self.diffusion_augment!r}.")
         if not 0 <= self.diffusion_t_min <= self.diffusion_t_max < 1000:
@@ -91,8 +98,9 @@ def denoised_copies(
     return out
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 2) -> torch.Tensor:
-    """Random crop (zero padding ``pad``) and horizontal flip, each image drawn from ``generator``."""
+def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 2, hflip: bool = True) -> torch.Tensor:
+    """Random crop (zero padding ``pad``; 0: none) and horizontal flip (unless ``hflip=False``), each image drawn from
+    ``generator``; the same draws are taken whatever the options, so they change nothing else of a run."""
     n, _, h, w = x.shape
     offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
     flips = torch.rand(n, generator=generator) < 0.5
@@ -101,7 +109,8 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 2) -> 
     for i in range(n):
         dy, dx = int(offsets[i, 0]), int(offsets[i, 1])
         out[i] = padded[i, :, dy : dy + h, dx : dx + w]
-    out[flips] = out[flips].flip(-1)
+    if hflip:
+        out[flips] = out[flips].flip(-1)
     return out
 
 
@@ -206,7 +215,7 @@ def train_classifier(
             use = torch.rand(len(idx), generator=gen) < config.diffusion_augment
             xb = torch.where(use.view(-1, 1, 1, 1), x_denoised[idx], xb)
         if config.augment:
-            xb = augment_batch(xb, gen)
+            xb = augment_batch(xb, gen, pad=config.crop_pad, hflip=config.hflip)
         loss = F.cross_entropy(model(xb.to(dev)), yt[idx].to(dev))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from art_purify.diffusion import DiffusionSchedule, diffuse, predict_noise, to_model_space
-from art_purify.models import DDPM_SCHEDULE, build_scheduler, build_unet, fashion_mnist_unet_config
-from art_purify.engine.checkpoint import save_weights, write_json
+from art_purify.models import DDPM_SCHEDULE, build_scheduler, build_unet, unet_config_for
+from art_purify.engine.checkpoint import write_json
 from art_purify.engine.loop import CHECKPOINT_NAME, check_out_dir, cosine_lr, run_loop
 from art_purify.utils import machine_description, resolve_device
 
@@ -43,6 +44,7 @@ class DiffusionTrainConfig:
     t_max: int = 300
     seed: int = 0
     checkpoint_every: int = 250
+    #: Random horizontal flips of the training images (off for digits, text and other data without mirror symmetry).
     hflip: bool = True
 
     def validate(self) -> None:
@@ -57,7 +59,34 @@ class DiffusionTrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr!r}.")
 
 
-def train_diffusion(
+def save_diffusers_dir(unet: torch.nn.Module, scheduler: Any, out_dir: Union[str, Path]) -> Path:
+    """Write ``unet`` and ``scheduler`` in diffusers' pipeline layout (``unet/``, ``scheduler/``; safetensors only)
+    under ``out_dir``; each sub-folder is written next to its final place and renamed into it, so a crash leaves the
+    previous one intact."""
+    import shutil
+    import tempfile
+
+    out_dir = Path(out_dir)
+    for name, obj in (("unet", unet), ("scheduler", scheduler)):
+        tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{name}-"))
+        save: Any = getattr(obj, "save_pretrained")
+        try:
+            if name == "unet":
+                save(str(tmp), safe_serialization=True)
+            else:
+                save(str(tmp))
+            old = out_dir / f".{name}-old"
+            if (out_dir / name).exists():
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(out_dir / name, old)
+            os.replace(tmp, out_dir / name)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def train_diffusion(  # pylint: disable=too-many-arguments,too-many-positional-arguments,too-many-locals
     x_train: np.ndarray,
     out_dir: Union[str, Path],
     config: Optional[DiffusionTrainConfig] = None,
@@ -69,8 +98,11 @@ def train_diffusion(
     verbose: bool = True,
 ) -> Dict:
     """
-    Train a :class:`diffusers.UNet2DModel` to predict DDPM noise and write ``unet.safetensors`` (EMA weights, fp16),
-    ``unet_config.json``, ``scheduler_config.json`` and ``model_card.json`` to ``out_dir``.
+    Train a :class:`diffusers.UNet2DModel` to predict DDPM noise and write a diffusers directory to ``out_dir``:
+    ``unet/`` (``config.json`` and ``diffusion_pytorch_model.safetensors``, the EMA weights in float32) and
+    ``scheduler/scheduler_config.json``, the layout of ``save_pretrained``, so that
+    :func:`~art_purify.zoo.load_diffusion_dir` and ``UNet2DModel.from_pretrained(out_dir, subfolder="unet")`` both
+    read it; ``model_card.json`` beside them.
 
     :param x_train: ``(N, C, H, W)`` float32 in [0, 1]; the model sees ``2x - 1``.
     :param stop_after: Stop after this many steps, as an interruption would (for tests).
@@ -78,7 +110,9 @@ def train_diffusion(
     """
     config = config or DiffusionTrainConfig()
     config.validate()
-    unet_config = dict(unet_config or fashion_mnist_unet_config())
+    if x_train.ndim != 4:
+        raise ValueError(f"x_train must be (N, C, H, W), got shape {x_train.shape}.")
+    unet_config = dict(unet_config or unet_config_for(x_train.shape[1:]))
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume)
     dev = resolve_device(device)
@@ -144,16 +178,15 @@ def train_diffusion(
     )
     if summary["steps_done"] < config.steps:
         return {"interrupted_at": summary["steps_done"]}
-    save_weights(ema.state_dict(), out_dir / "unet.safetensors", dtype=torch.float16)
-    write_json(unet_config, out_dir / "unet_config.json")
-    write_json(dict(DDPM_SCHEDULE), out_dir / "scheduler_config.json")
+    save_diffusers_dir(ema, build_scheduler(), out_dir)
     card = {
-        "model": "diffusers UNet2DModel, DDPM noise prediction (EMA weights, fp16 storage)",
+        "model": "diffusers UNet2DModel, DDPM noise prediction (EMA weights, float32, diffusers layout)",
         "command": summary["commands"][0],
         "resumed": summary["commands"][1:],
         "train_config": asdict(config),
         "unet_config": unet_config,
         "schedule": dict(DDPM_SCHEDULE),
+        "augmentation": {"hflip": config.hflip},
         "train_examples": int(len(x_train)),
         "parameters": sum(p.numel() for p in unet.parameters()),
         "metrics": {"final_train_loss_mean_last_100": summary["mean_loss_last_100"]},

@@ -164,14 +164,20 @@ def load_diffusion_dir(path: PathLike, device: Optional[Union[str, torch.device]
     A user's diffusers model directory, e.g. a CIFAR-10 DDPM saved with ``save_pretrained``: ``(unet, scheduler)``.
 
     The directory holds ``config.json`` and ``diffusion_pytorch_model.safetensors`` (or a pipeline directory with
-    ``unet/`` and ``scheduler/`` sub-folders). Only safetensors weights are read and nothing is downloaded. Without a
-    scheduler config the DDPM linear schedule is used.
+    ``unet/`` and ``scheduler/`` sub-folders, as ``art-purify train-diffusion`` writes; the flat ``unet.safetensors``
+    + ``unet_config.json`` of earlier runs is read too). Only safetensors weights are read and nothing is
+    downloaded. Without a scheduler config the DDPM linear schedule is used.
     """
     from diffusers import DDPMScheduler, UNet2DModel
 
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"diffusion model directory {path} does not exist.")
+    if (path / "unet.safetensors").is_file() and (path / "unet_config.json").is_file():  # an earlier run's layout
+        config = json.loads((path / "unet_config.json").read_text(encoding="utf-8"))
+        schedule = path / "scheduler_config.json"
+        schedule_config = json.loads(schedule.read_text(encoding="utf-8")) if schedule.is_file() else DDPM_SCHEDULE
+        return load_unet_weights(path / "unet.safetensors", config, device), DDPMScheduler(**schedule_config)
     unet_dir = path / "unet" if (path / "unet" / "config.json").is_file() else path
     if not (unet_dir / "config.json").is_file():
         raise ZooError(f"{path} holds no diffusers config.json (nor unet/config.json).")
@@ -179,7 +185,9 @@ def load_diffusion_dir(path: PathLike, device: Optional[Union[str, torch.device]
     if not weights.is_file():
         raise ZooError(f"{unet_dir} holds no diffusion_pytorch_model.safetensors (only safetensors weights are read).")
     load_safetensors(weights)  # validates the format with a clear message before diffusers sees it
-    unet = UNet2DModel.from_pretrained(str(unet_dir), use_safetensors=True, local_files_only=True)
+    unet = UNet2DModel.from_pretrained(
+        str(unet_dir), use_safetensors=True, local_files_only=True, low_cpu_mem_usage=False  # no `accelerate` needed
+    )
     scheduler_dir = path / "scheduler"
     if (scheduler_dir / "scheduler_config.json").is_file():
         scheduler = DDPMScheduler.from_pretrained(str(scheduler_dir), local_files_only=True)
@@ -219,15 +227,20 @@ def export_run(run_dir: PathLike, stem: str, dest: Optional[PathLike] = None) ->
             shutil.copyfile(pretrained, dest / f"{stem}-pretrained.safetensors")
             extra = {**meta, "kind": "atop-pretrained", "model_card": card}
             (dest / f"{stem}-pretrained.json").write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n", "utf-8")
-    elif (run_dir / "unet.safetensors").is_file():
-        weights = run_dir / "unet.safetensors"
-        meta = {
-            "kind": "diffusion",
-            "unet_config": json.loads((run_dir / "unet_config.json").read_text(encoding="utf-8")),
-            "scheduler_config": json.loads((run_dir / "scheduler_config.json").read_text(encoding="utf-8")),
-        }
+    elif (run_dir / "unet" / "config.json").is_file():
+        from art_purify.engine import save_weights
+
+        unet, scheduler = load_diffusion_dir(run_dir)
+        config = {k: v for k, v in dict(unet.config).items() if not k.startswith("_")}
+        meta = {"kind": "diffusion", "unet_config": config, "scheduler_config": dict(scheduler.config)}
+        meta["scheduler_config"] = {k: v for k, v in meta["scheduler_config"].items() if not k.startswith("_")}
+        meta["model_card"] = card
+        dest.mkdir(parents=True, exist_ok=True)
+        save_weights(unet.state_dict(), dest / f"{stem}.safetensors", dtype=torch.float16)  # the zoo stores fp16
+        (dest / f"{stem}.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return dest / f"{stem}.safetensors"
     else:
-        raise ZooError(f"{run_dir} holds no classifier.safetensors, generator.safetensors nor unet.safetensors.")
+        raise ZooError(f"{run_dir} holds no classifier.safetensors, generator.safetensors nor unet/config.json.")
     load_safetensors(weights)
     meta["model_card"] = card
     dest.mkdir(parents=True, exist_ok=True)
