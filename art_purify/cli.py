@@ -446,6 +446,14 @@ def _cmd_train_classifier(args, command: str) -> int:
         diffusion = load_diffusion(args.diffusion_model)
     x, y = _load_train(args)
     x_test, y_test = load_dataset(args.test_data, "test") if args.test_data else _load_test(args.data)
+    if x_test is not None and y_test is not None:  # checked before training, not after it
+        from art_purify.datasets import check_range
+
+        if x_test.shape[1:] != x.shape[1:]:
+            raise ValueError(f"--test-data images are {x_test.shape[1:]}, the training images {x.shape[1:]}.")
+        check_range(x_test, (0.0, 1.0), "--test-data")
+        if int(y_test.max()) > int(y.max()):
+            raise ValueError(f"--test-data has label {int(y_test.max())}; the training labels stop at {int(y.max())}.")
     card = train_classifier(
         x,
         y,

@@ -11,6 +11,9 @@ that every command of the package reads the same ``--data`` values.
 from __future__ import annotations
 
 import os
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -61,8 +64,10 @@ def _labels(labels: np.ndarray, n: int, origin: str) -> np.ndarray:
     labels = labels.reshape(-1) if labels.ndim == 2 and labels.shape[1] == 1 else labels
     if labels.ndim != 1 or len(labels) != n:
         raise DatasetError(f"{origin}: labels have shape {labels.shape} for {n} images.")
+    if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+        raise DatasetError(f"{origin}: labels must be integers, got dtype {labels.dtype}.")
     if not np.issubdtype(labels.dtype, np.integer):
-        if not np.all(np.equal(np.mod(labels, 1), 0)):
+        if not np.all(np.isfinite(labels)) or not np.all(np.equal(np.mod(labels, 1), 0)):
             raise DatasetError(f"{origin}: labels must be integers, got dtype {labels.dtype}.")
     labels = labels.astype(np.int64)
     if n and labels.min() < 0:
@@ -77,7 +82,10 @@ def load_npz(path: PathLike, split: str = "test") -> Tuple[np.ndarray, np.ndarra
     if not path.is_file():
         raise DatasetError(f"data file {path} does not exist.")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DatasetError(f"{path} holds one array (.npy), not the images and labels of an .npz (np.savez).")
+        with loaded as data:
             keys = set(data.files)
             for x_key, y_key in NPZ_KEYS[split]:
                 if x_key in keys and y_key in keys:
@@ -86,7 +94,7 @@ def load_npz(path: PathLike, split: str = "test") -> Tuple[np.ndarray, np.ndarra
             else:
                 wanted = " or ".join(f"{a}/{b}" for a, b in NPZ_KEYS[split])
                 raise DatasetError(f"{path} holds the arrays {sorted(keys)}; expected {wanted}.")
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         if isinstance(err, DatasetError):
             raise
         raise DatasetError(f"{path} is not a readable .npz file without pickled objects: {err}") from err
@@ -125,7 +133,10 @@ def load_idx_dir(directory: PathLike, split: str = "test") -> Tuple[np.ndarray, 
 def load_image_folder(directory: PathLike) -> Tuple[np.ndarray, np.ndarray, List[str]]:
     """
     An image folder with one sub-folder per class (torchvision's ``ImageFolder`` layout): class ``k`` is the ``k``-th
-    sub-folder in sorted order. All images must have one size; greyscale folders give one channel, others RGB.
+    sub-folder in sorted (string) order, as torchvision numbers them (folders ``0``..``10`` sort as ``0, 1, 10, 2``;
+    a warning says so). All images must have one size; greyscale folders give one channel, others RGB; 16-bit
+    images are refused. The examples come in a fixed shuffled order (``numpy`` generator seeded with 0), so that the
+    first ``n`` of them cover the classes.
 
     :return: ``(x, y, class_names)``.
     """
@@ -135,6 +146,12 @@ def load_image_folder(directory: PathLike) -> Tuple[np.ndarray, np.ndarray, List
     classes = sorted(p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DatasetError(f"{directory} has no class sub-folders (expected one folder of images per class).")
+    if all(name.isdigit() for name in classes) and classes != sorted(classes, key=int):
+        warnings.warn(
+            f"{directory}: class folders are numbered in sorted string order as torchvision does "
+            f"({', '.join(f'{name} -> {k}' for k, name in enumerate(classes[:4]))}, ...), not by their numbers.",
+            stacklevel=2,
+        )
     files = [
         (f, k)
         for k, name in enumerate(classes)
@@ -147,6 +164,8 @@ def load_image_folder(directory: PathLike) -> Tuple[np.ndarray, np.ndarray, List
     for path, _ in files:
         try:
             with Image.open(path) as image:
+                if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                    raise DatasetError(f"{path}: {image.mode} images (16-bit or float) are not read; save 8-bit.")
                 arrays.append(
                     np.asarray(image.convert("L") if image.mode in ("L", "1", "I;16") else image.convert("RGB"))
                 )
@@ -162,7 +181,9 @@ def load_image_folder(directory: PathLike) -> Tuple[np.ndarray, np.ndarray, List
     images = np.stack(arrays)
     images = images.transpose(0, 3, 1, 2) if images.ndim == 4 else images[:, None]
     x = np.ascontiguousarray(images, dtype=np.float32) / np.float32(255.0)
-    return x, np.array([k for _, k in files], dtype=np.int64), classes
+    y = np.array([k for _, k in files], dtype=np.int64)
+    order = np.random.default_rng(0).permutation(len(y))  # fixed: the first n examples cover the classes
+    return x[order], y[order], classes
 
 
 def load_dataset(
@@ -220,9 +241,12 @@ def has_split(source: Optional[PathLike], split: str) -> bool:
     path = Path(source).expanduser()
     if path.is_file():
         try:
-            with np.load(path, allow_pickle=False) as data:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                return False
+            with loaded as data:
                 return f"x_{split}" in data.files and f"y_{split}" in data.files
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, AttributeError, TypeError):
             return False
     return path.is_dir() and is_idx_dir(path, split)
 

@@ -20,7 +20,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ValueError):
     """No usable checkpoint: every candidate file is missing or cannot be read (the message names each one)."""
 
 

@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 #: The checkpoint file of every trainer, inside its output directory.
 CHECKPOINT_NAME = "checkpoint.pt"
+#: Settings added to the trainers' configs after their checkpoints existed, with the value a checkpoint without them
+#: was made with (``hflip`` and ``crop_pad``: the flips and crop of the classifier and diffusion trainers).
+ADDED_SETTINGS: Dict[str, Any] = {"hflip": True, "crop_pad": 2}
 #: The names a trainer may use for its entries of a checkpoint.
 STATE_KEYS = ("model", "optimizer", "ema", "scheduler", "history")
 
@@ -197,6 +200,8 @@ def check_resumable(
     saved = state.get("config")
     if config is None or saved is None:
         return
+    # settings added after checkpoints existed: one without them was made with their earlier fixed behaviour
+    saved = {**{k: v for k, v in ADDED_SETTINGS.items() if k in config}, **saved}
     differing = [
         f"{key}={config.get(key)!r} (the checkpoint has {saved.get(key)!r})"
         for key in sorted(set(config) | set(saved))

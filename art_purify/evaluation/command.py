@@ -38,9 +38,7 @@ def _check_unet_fits(unet: Any, shape: Sequence[int], origin: Any) -> None:
     channels = config.get("in_channels") if hasattr(config, "get") else getattr(config, "in_channels", None)
     size = config.get("sample_size") if hasattr(config, "get") else getattr(config, "sample_size", None)
     if channels is not None and channels != shape[0]:
-        raise ValueError(
-            f"{origin} takes {channels}-channel images, the data has {shape[0]} channels; give --diffusion."
-        )
+        raise ValueError(f"{origin} takes {channels}-channel images, the data has {shape[0]} channels.")
     sizes = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
     if size is not None and sizes != tuple(shape[1:]):
         raise ValueError(f"{origin} was built for {sizes[0]}x{sizes[1]} images, the data is {shape[1]}x{shape[2]}.")
@@ -49,9 +47,7 @@ def _check_unet_fits(unet: Any, shape: Sequence[int], origin: Any) -> None:
 def _check_generator_fits(generator: Any, shape: Sequence[int], origin: Any) -> None:
     config = getattr(generator, "config", {})
     if config.get("in_channels", shape[0]) != shape[0]:
-        raise ValueError(
-            f"{origin} takes {config['in_channels']}-channel images, the data has {shape[0]} channels; give --atop."
-        )
+        raise ValueError(f"{origin} takes {config['in_channels']}-channel images, the data has {shape[0]} channels.")
     if shape[1] % 4 or shape[2] % 4:
         raise ValueError(f"the AToP purifier needs a height and width that are multiples of 4, got {shape[1:]}.")
 
@@ -197,7 +193,8 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
             raise ValueError(f"{flag} does not apply to defence {defence!r}.")
     if classifier is None and (classifier_weights is not None or classifier_kwargs):
         raise ValueError("--classifier-weights and --classifier-kwargs need --classifier.")
-    out = check_out_dir(out)
+    if len(clip_values) != 2 or not float(clip_values[0]) < float(clip_values[1]):  # NaN fails too
+        raise ValueError(f"--clip-values must be MIN MAX with MIN < MAX, got {tuple(clip_values)}.")
     dev = resolve_device(device)
     x, y = load_dataset(data, "test")
     if n <= 0 or n > len(y):
@@ -214,8 +211,13 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
         raise ValueError(f"--nb-classes {nb_classes} does not match the classifier, whose logits have {classes}.")
     if int(y.max()) >= classes:
         raise ValueError(f"data {data}: label {int(y.max())} is not a class of the classifier ({classes} classes).")
-    if stages is not None:
-        check_stage_names(net, stages)
+    if defence == "heterogeneous" and stages is None and getattr(net, "stage_names", None) is None:
+        raise ValueError(
+            "the heterogeneous defence needs the classifier's stage names for its saliency: give --stages "
+            "(module names, e.g. layer1,layer2,layer3,layer4 for a torchvision ResNet)."
+        )
+    if stages is not None or defence == "heterogeneous":
+        check_stage_names(net, stages if stages is not None else getattr(net, "stage_names"))
     unet, scheduler = (None, None)
     if uses_diffusion:
         unet, scheduler = load_diffusion(model, device=dev) if diffusion is None else load_diffusion_dir(diffusion, dev)
@@ -228,17 +230,12 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
         _check_generator_fits(generator, x.shape[1:], atop or f"zoo AToP purifier {model!r}")
     if defence == "random-masking" or generator is not None:
         defence_kwargs = {"transform": transform or "rt2", "generator": generator}
-    if defence == "heterogeneous":
-        if stages is None and getattr(net, "stage_names", None) is None:
-            raise ValueError(
-                "the heterogeneous defence needs the classifier's stage names for its saliency: give --stages "
-                "(module names, e.g. layer1,layer2,layer3,layer4 for a torchvision ResNet)."
-            )
-        if stages is not None:
-            defence_kwargs["stage_names"] = list(stages)
+    if defence == "heterogeneous" and stages is not None:
+        defence_kwargs["stage_names"] = list(stages)
     if tuple(clip_values) != (0.0, 1.0) and defence != "none":
         defence_kwargs["clip_values"] = tuple(clip_values)
 
+    out = check_out_dir(out)  # after every check of the pieces: a refused call leaves no new folder
     try:
         built = build_defence(
             defence,
@@ -283,7 +280,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
     )
     extra = {
         "command": command,
-        "model": model if classifier is None else None,
+        "model": model,  # the zoo entry of every piece not given explicitly
         "classifier": None if classifier is None else str(classifier),
         "classifier_weights": None if classifier_weights is None else str(classifier_weights),
         "diffusion": None if diffusion is None else str(diffusion),

@@ -145,7 +145,7 @@ def train_classifier(
     Train :class:`~art_purify.models.SmallResNet` and write ``classifier.safetensors``, ``config.json`` and
     ``model_card.json`` to ``out_dir`` (plus ``checkpoint.pt`` every ``checkpoint_every`` steps).
 
-    :param x_train: ``(N, 1, 28, 28)`` float32 in [0, 1].
+    :param x_train: ``(N, C, H, W)`` float32 in [0, 1] (Fashion-MNIST: ``(N, 1, 28, 28)``).
     :param y_train: ``(N,)`` integer labels.
     :param stop_after: Stop after this many steps, as an interruption would (for tests); no artefacts are written.
     :param diffusion: ``(unet, scheduler)`` for purification-aware training (``config.diffusion_augment > 0``): a

@@ -62,7 +62,7 @@ class DiffusionTrainConfig:
 def save_diffusers_dir(unet: torch.nn.Module, scheduler: Any, out_dir: Union[str, Path]) -> Path:
     """Write ``unet`` and ``scheduler`` in diffusers' pipeline layout (``unet/``, ``scheduler/``; safetensors only)
     under ``out_dir``; each sub-folder is written next to its final place and renamed into it, so a crash leaves the
-    previous one intact."""
+    new sub-folder or the previous one (in the moment between the two renames, the previous one as ``.NAME-old``)."""
     import shutil
     import tempfile
 
@@ -71,6 +71,9 @@ def save_diffusers_dir(unet: torch.nn.Module, scheduler: Any, out_dir: Union[str
         tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{name}-"))
         save: Any = getattr(obj, "save_pretrained")
         try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700: the usual permissions for an artefact
             if name == "unet":
                 save(str(tmp), safe_serialization=True)
             else:
@@ -119,7 +122,18 @@ def train_diffusion(  # pylint: disable=too-many-arguments,too-many-positional-a
     # diffusers initialises with the global RNG: fork it so that the caller's RNG state is left untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        unet = build_unet(unet_config)
+        try:
+            unet = build_unet(unet_config)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"the UNet configuration cannot build a diffusers UNet2DModel: {err}") from err
+    channels = getattr(unet.config, "in_channels", x_train.shape[1])
+    size = getattr(unet.config, "sample_size", None)
+    sizes = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+    if channels != x_train.shape[1] or (size is not None and sizes != tuple(x_train.shape[2:])):
+        raise ValueError(
+            f"the UNet configuration is for {channels}x{sizes[0]}x{sizes[1]} images, the data is "
+            f"{'x'.join(map(str, x_train.shape[1:]))}."
+        )
     unet.to(dev)
     ema = copy.deepcopy(unet).requires_grad_(False).eval()
     schedule = DiffusionSchedule(build_scheduler())

@@ -173,7 +173,8 @@ def load_diffusion_dir(path: PathLike, device: Optional[Union[str, torch.device]
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"diffusion model directory {path} does not exist.")
-    if (path / "unet.safetensors").is_file() and (path / "unet_config.json").is_file():  # an earlier run's layout
+    flat = (path / "unet.safetensors").is_file() and (path / "unet_config.json").is_file()  # an earlier run's layout
+    if flat and not (path / "unet" / "config.json").is_file() and not (path / "config.json").is_file():
         config = json.loads((path / "unet_config.json").read_text(encoding="utf-8"))
         schedule = path / "scheduler_config.json"
         schedule_config = json.loads(schedule.read_text(encoding="utf-8")) if schedule.is_file() else DDPM_SCHEDULE
@@ -227,7 +228,7 @@ def export_run(run_dir: PathLike, stem: str, dest: Optional[PathLike] = None) ->
             shutil.copyfile(pretrained, dest / f"{stem}-pretrained.safetensors")
             extra = {**meta, "kind": "atop-pretrained", "model_card": card}
             (dest / f"{stem}-pretrained.json").write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n", "utf-8")
-    elif (run_dir / "unet" / "config.json").is_file():
+    elif (run_dir / "unet" / "config.json").is_file() or (run_dir / "unet.safetensors").is_file():
         from art_purify.engine import save_weights
 
         unet, scheduler = load_diffusion_dir(run_dir)
@@ -240,7 +241,9 @@ def export_run(run_dir: PathLike, stem: str, dest: Optional[PathLike] = None) ->
         (dest / f"{stem}.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return dest / f"{stem}.safetensors"
     else:
-        raise ZooError(f"{run_dir} holds no classifier.safetensors, generator.safetensors nor unet/config.json.")
+        raise ZooError(
+            f"{run_dir} holds no classifier.safetensors, generator.safetensors, unet/config.json nor unet.safetensors."
+        )
     load_safetensors(weights)
     meta["model_card"] = card
     dest.mkdir(parents=True, exist_ok=True)

@@ -120,8 +120,10 @@ def load_user_classifier(  # pylint: disable=too-many-branches  # one clear erro
     with torch.random.fork_rng(devices=[]):  # the factory's random init must not move the caller's RNG
         try:
             model = factory(**(kwargs or {}))
-        except TypeError as err:
-            raise ZooError(f"factory {spec!r} could not be called with {kwargs or {}}: {err}") from err
+        except Exception as err:  # pylint: disable=broad-exception-caught  # the user's constructor: say whose
+            raise ZooError(
+                f"factory {spec!r} could not be called with {kwargs or {}}: {type(err).__name__}: {err}"
+            ) from err
     if not isinstance(model, torch.nn.Module):
         raise ZooError(f"factory {spec!r} returned a {type(model).__name__}, not a torch.nn.Module.")
     if weights is not None:
@@ -170,8 +172,22 @@ def infer_nb_classes(model: torch.nn.Module, input_shape: Sequence[int], device:
     return int(out.shape[1])
 
 
+def supports_hooks(model: torch.nn.Module) -> bool:
+    """Whether forward hooks on ``model``'s submodules fire (not on TorchScript or ``torch.export`` modules, whose
+    submodules are not called as Python modules): the heterogeneous defence's saliency needs them."""
+    return not isinstance(model, (torch.jit.ScriptModule, ExportedClassifier))
+
+
 def check_stage_names(model: torch.nn.Module, stage_names: Sequence[str]) -> Tuple[str, ...]:
-    """Raise ``ZooError`` naming the stages ``model`` lacks (and a few names it has)."""
+    """Raise ``ZooError`` naming the stages ``model`` lacks (and a few names it has), or when its hooks would not
+    fire (a TorchScript or ``torch.export`` classifier)."""
+    if not supports_hooks(model):
+        raise ZooError(
+            "the saliency stages need forward hooks, which TorchScript and torch.export classifiers do not run: "
+            "give the classifier as a factory with safetensors weights for the heterogeneous defence."
+        )
+    if not stage_names:
+        raise ZooError("no saliency stage names given (e.g. --stages layer1,layer2,layer3,layer4).")
     modules = dict(model.named_modules())
     missing = [name for name in stage_names if name not in modules]
     if missing or not stage_names:

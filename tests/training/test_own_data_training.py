@@ -114,6 +114,9 @@ def test_export_run_of_a_diffusers_output_and_the_earlier_flat_layout(tmp_path):
     assert scheduler.config.num_train_timesteps == 1000
     for a, b in zip(old.parameters(), shipped.parameters()):
         assert torch.equal(a, b)
+    (flat / "model_card.json").write_text("{}")
+    again = load_safetensors(export_run(flat, "toy-flat", tmp_path / "zoo"))  # an earlier run still exports
+    assert all(torch.equal(again[k], v) for k, v in load_safetensors(path).items())
 
 
 def test_train_atop_for_a_users_classifier_and_evaluate_it_with_its_output(tmp_path, capsys):
@@ -154,3 +157,26 @@ def test_train_atop_for_a_users_classifier_and_evaluate_it_with_its_output(tmp_p
     assert json.loads((report / "report.json").read_text())["atop"] == str(out)
     assert main(["train-atop", "--data", str(data), "--classifier-weights", "w.safetensors", "--out", "x"]) == 2
     assert "need --classifier" in capsys.readouterr().err
+
+
+def test_training_refuses_a_unet_config_that_does_not_fit_and_resumes_old_checkpoints(tmp_path, capsys):
+    from art_purify.engine.loop import check_resumable
+
+    data = _npz(tmp_path / "data.npz")
+    for config, text in (
+        ({**TINY_UNET, "colour": 1}, "cannot build a diffusers UNet2DModel"),
+        ({**TINY_UNET, "in_channels": 3, "out_channels": 3}, "is for 3x8x8 images, the --data is 1x8x8"),
+    ):
+        (tmp_path / "unet.json").write_text(json.dumps(config))
+        args = ["train-diffusion", "--data", str(data), "--unet-config", str(tmp_path / "unet.json"), "--steps", "2"]
+        assert main([*args, "--out", str(tmp_path / "run"), *TRAIN]) == 2
+        assert text in capsys.readouterr().err
+    # a checkpoint written before --hflip / --crop-pad existed was made with flips on and padding 2
+    old = {"kind": "train-classifier", "config": {"epochs": 2}}
+    check_resumable(old, None, "train-classifier", {"epochs": 2, "hflip": True, "crop_pad": 2})
+    try:
+        check_resumable(old, None, "train-classifier", {"epochs": 2, "hflip": False, "crop_pad": 2})
+    except ValueError as err:
+        assert "hflip=False (the checkpoint has True)" in str(err)
+    else:
+        raise AssertionError("a changed hflip must be refused")

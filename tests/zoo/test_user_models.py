@@ -11,6 +11,11 @@ from art_purify.zoo.user import check_stage_names, infer_nb_classes, load_user_c
 from tests.own_models import TinyLeNet
 
 
+def _script(tmp_path):
+    torch.jit.save(torch.jit.script(TinyLeNet().eval()), str(tmp_path / "scripted.pt"))
+    return tmp_path / "scripted.pt"
+
+
 def _weights(tmp_path, **kwargs):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -66,6 +71,10 @@ def test_user_classifier_errors(tmp_path):
     with pytest.raises(ZooError, match="not a safetensors file"):
         torch.save({"x": torch.zeros(1)}, tmp_path / "pickle.safetensors")
         load_user_classifier("tests.own_models:TinyLeNet", tmp_path / "pickle.safetensors")
+    with pytest.raises(ZooError, match="need forward hooks"):
+        check_stage_names(load_user_classifier(_script(tmp_path)), ["features.0"])
+    with pytest.raises(ZooError, match=r"could not be called with \{'side': 'no'\}: TypeError"):
+        load_user_classifier("tests.own_models:TinyLeNet", None, {"side": "no"})  # fails inside the constructor
     net = TinyLeNet()
     with pytest.raises(ZooError, match=r"does not take inputs of shape \(N, 3, 8, 8\)"):
         infer_nb_classes(net, (3, 8, 8), "cpu")
