@@ -522,9 +522,7 @@ def _cmd_train_diffusion(args, command: str) -> int:
 
 def _cmd_train_atop(args, command: str) -> int:
     from art_purify.training import AToPTrainConfig, train_atop
-    import torch
-
-    from art_purify.zoo import load_classifier
+    from art_purify.zoo.user import resolve_classifier
 
     _set_threads(args.num_threads)
     config = AToPTrainConfig(
@@ -546,16 +544,8 @@ def _cmd_train_atop(args, command: str) -> int:
         seed=args.seed,
     )
     config.validate()  # before loading anything
-    model: torch.nn.Module
-    if args.classifier is None:
-        if args.classifier_weights is not None or args.classifier_kwargs is not None:
-            raise ValueError("--classifier-weights and --classifier-kwargs need --classifier.")
-        model = load_classifier(args.model)
-    else:
-        from art_purify.zoo.user import load_user_classifier
-
-        kwargs = _json_object(args.classifier_kwargs, "--classifier-kwargs")
-        model = load_user_classifier(args.classifier, args.classifier_weights, kwargs)
+    kwargs = _json_object(args.classifier_kwargs, "--classifier-kwargs")
+    model = resolve_classifier(args.classifier, args.classifier_weights, kwargs, args.model)
     x, y = _load_train(args)
     x_test, y_test = _load_test(args.data, 1000)
     card = train_atop(

@@ -100,6 +100,17 @@ def read_idx(path: Union[str, os.PathLike]) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
+def first_n(x: np.ndarray, y: np.ndarray, n: Optional[int], source: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` examples (all when ``n`` is ``None``); ``ValueError`` on a bad ``n`` or one above the count."""
+    if n is None:
+        return x, y
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise ValueError(f"n must be a positive integer, got {n!r}.")
+    if n > len(y):
+        raise ValueError(f"n={n} is larger than the {len(y)} examples available from source {str(source)!r}.")
+    return x[:n], y[:n]
+
+
 def _find(directory: Path, stem: str) -> Path:
     for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
         candidate = directory / name
@@ -180,12 +191,7 @@ def load_fashion_mnist(
         images, labels = _load_download(split, Path(download_root).expanduser())
     else:
         images, labels = _load_idx_dir(Path(source).expanduser(), split)
-    if n is not None:
-        if not isinstance(n, (int, np.integer)) or n <= 0:
-            raise ValueError(f"n must be a positive integer, got {n!r}.")
-        if n > len(labels):
-            raise ValueError(f"n={n} is larger than the {len(labels)} examples available from source {source!r}.")
-        images, labels = images[:n], labels[:n]
+    images, labels = first_n(images, labels, n, source)
     x = (images.astype(np.float32) / 255.0)[:, None, :, :]
     y = labels.astype(np.int64)
     logger.debug("Loaded Fashion-MNIST %s from %s: %d examples", split, source, len(y))

@@ -19,7 +19,15 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from art_purify.datasets.fashion_mnist import _FILES, _HOW_TO_GET, DatasetError, load_fashion_mnist, read_idx
+from art_purify.datasets.fashion_mnist import (
+    _FILES,
+    _HOW_TO_GET,
+    DatasetError,
+    _find,
+    first_n,
+    load_fashion_mnist,
+    read_idx,
+)
 
 PathLike = Union[str, os.PathLike]
 
@@ -104,10 +112,10 @@ def load_npz(path: PathLike, split: str = "test") -> Tuple[np.ndarray, np.ndarra
 
 def _idx_file(directory: Path, prefixes: Sequence[str], kind: str) -> Optional[Path]:
     for prefix in prefixes:
-        for stem in (f"{prefix}-{kind}-idx{'3' if kind == 'images' else '1'}-ubyte",):
-            for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
-                if (directory / name).is_file():
-                    return directory / name
+        try:  # the Fashion-MNIST loader's name variants: .gz, plain, ".idx"
+            return _find(directory, f"{prefix}-{kind}-idx{'3' if kind == 'images' else '1'}-ubyte")
+        except DatasetError:
+            continue
     return None
 
 
@@ -222,13 +230,7 @@ def load_dataset(
         x, y = load_fashion_mnist(split, source=path)  # its message names the missing Fashion-MNIST files
     if len(x) == 0:
         raise DatasetError(f"data source {path} holds no examples.")
-    if n is not None:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-            raise ValueError(f"n must be a positive integer, got {n!r}.")
-        if n > len(y):
-            raise ValueError(f"n={n} is larger than the {len(y)} examples available from source {str(source)!r}.")
-        x, y = x[:n], y[:n]
-    return x, y
+    return first_n(x, y, n, source)
 
 
 def has_split(source: Optional[PathLike], split: str) -> bool:

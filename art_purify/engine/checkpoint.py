@@ -35,6 +35,12 @@ def has_checkpoint(path: PathLike) -> bool:
     return Path(path).is_file() or previous_checkpoint(path).is_file()
 
 
+def artefact_mode(directory: bool = False) -> int:
+    """The permissions of a written artefact: the usual ones under the process's umask (``tempfile`` makes 0600 files
+    and 0700 directories)."""
+    return (0o777 if directory else 0o666) & ~_UMASK
+
+
 def _fsync_dir(directory: Path) -> None:
     """Make the renames in ``directory`` durable where the platform allows it (POSIX)."""
     try:
@@ -62,7 +68,7 @@ def _atomic_write(path: PathLike, write: Callable[[str], None], before_replace: 
         write(tmp)
         with open(tmp, "rb+") as handle:  # on disk before the rename: a crash cannot leave a truncated file behind
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; artefacts get the usual permissions
+        os.chmod(tmp, artefact_mode())  # mkstemp creates 0600; artefacts get the usual permissions
         if before_replace is not None:
             undo = before_replace()
         os.replace(tmp, path)

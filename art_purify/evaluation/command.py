@@ -30,20 +30,6 @@ def check_out_dir(out: Union[str, Path]) -> Path:
     return out
 
 
-def _check_unet_fits(unet: Any, shape: Sequence[int], origin: Any) -> None:
-    """The UNet's channels and size must be the data's (a diffusers UNet2DModel's config says them)."""
-    config = getattr(unet, "config", None)
-    if config is None:
-        return
-    channels = config.get("in_channels") if hasattr(config, "get") else getattr(config, "in_channels", None)
-    size = config.get("sample_size") if hasattr(config, "get") else getattr(config, "sample_size", None)
-    if channels is not None and channels != shape[0]:
-        raise ValueError(f"{origin} takes {channels}-channel images, the data has {shape[0]} channels.")
-    sizes = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
-    if size is not None and sizes != tuple(shape[1:]):
-        raise ValueError(f"{origin} was built for {sizes[0]}x{sizes[1]} images, the data is {shape[1]}x{shape[2]}.")
-
-
 def _check_generator_fits(generator: Any, shape: Sequence[int], origin: Any) -> None:
     config = getattr(generator, "config", {})
     if config.get("in_channels", shape[0]) != shape[0]:
@@ -169,10 +155,10 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
     from art_purify.evaluation.defences import ATOP_DEFENCES, MODEL_FREE_DEFENCES, build_defence
     from art_purify.evaluation.report import save_figure, save_report, summary_table
     from art_purify.evaluation.suite import evaluate
-    from art_purify.models import as_art_classifier
+    from art_purify.models import as_art_classifier, check_unet_fits
     from art_purify.utils import resolve_device
-    from art_purify.zoo import load_atop, load_classifier, load_diffusion, load_diffusion_dir
-    from art_purify.zoo.user import check_stage_names, infer_nb_classes, load_atop_dir, load_user_classifier
+    from art_purify.zoo import load_atop, load_diffusion, load_diffusion_dir
+    from art_purify.zoo.user import check_stage_names, classes_of, load_atop_dir, resolve_classifier
 
     resolved = resolve_options(**options)
     search = {k: v for k, v in (search or {}).items() if v is not None}
@@ -191,8 +177,6 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
     ):
         if given is not None and not applies:
             raise ValueError(f"{flag} does not apply to defence {defence!r}.")
-    if classifier is None and (classifier_weights is not None or classifier_kwargs):
-        raise ValueError("--classifier-weights and --classifier-kwargs need --classifier.")
     if len(clip_values) != 2 or not float(clip_values[0]) < float(clip_values[1]):  # NaN fails too
         raise ValueError(f"--clip-values must be MIN MAX with MIN < MAX, got {tuple(clip_values)}.")
     dev = resolve_device(device)
@@ -201,16 +185,8 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
         raise ValueError(f"--n must lie in [1, {len(y)}] for data source {data!r}, got {n}.")
     x, y = x[:n], y[:n]
     check_range(x, clip_values, f"data {data}")
-    net: torch.nn.Module
-    if classifier is None:
-        net = load_classifier(model, device=dev)
-    else:
-        net = load_user_classifier(classifier, classifier_weights, classifier_kwargs, device=dev)
-    classes = infer_nb_classes(net, x.shape[1:], dev)
-    if nb_classes is not None and nb_classes != classes:
-        raise ValueError(f"--nb-classes {nb_classes} does not match the classifier, whose logits have {classes}.")
-    if int(y.max()) >= classes:
-        raise ValueError(f"data {data}: label {int(y.max())} is not a class of the classifier ({classes} classes).")
+    net = resolve_classifier(classifier, classifier_weights, classifier_kwargs, model, dev)
+    classes = classes_of(net, x, y, dev, nb_classes, f"data {data}")
     if defence == "heterogeneous" and stages is None and getattr(net, "stage_names", None) is None:
         raise ValueError(
             "the heterogeneous defence needs the classifier's stage names for its saliency: give --stages "
@@ -221,7 +197,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
     unet, scheduler = (None, None)
     if uses_diffusion:
         unet, scheduler = load_diffusion(model, device=dev) if diffusion is None else load_diffusion_dir(diffusion, dev)
-        _check_unet_fits(unet, x.shape[1:], diffusion or f"zoo diffusion model {model!r}")
+        check_unet_fits(unet, x.shape[1:], diffusion or f"zoo diffusion model {model!r}")
     defence_kwargs: Dict[str, Any] = {}
     generator = None
     if defence in ATOP_DEFENCES:

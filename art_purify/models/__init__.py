@@ -17,6 +17,7 @@ from art_purify.models.unet import (
     DDPM_SCHEDULE,
     build_scheduler,
     build_unet,
+    check_unet_fits,
     fashion_mnist_unet_config,
     unet_config_for,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "as_art_classifier",
     "build_scheduler",
     "build_unet",
+    "check_unet_fits",
     "fashion_mnist_unet_config",
     "unet_config_for",
     "generator_input",

@@ -57,6 +57,22 @@ def unet_config_for(shape: Sequence[int]) -> Dict[str, Any]:
     return config
 
 
+def check_unet_fits(unet: Any, shape: Sequence[int], origin: Any = "the UNet") -> None:
+    """
+    Raise ``ValueError`` when a UNet (a diffusers ``UNet2DModel``, or its configuration as a dict) was built for
+    other images than ``shape`` ``(C, H, W)``; a module without such a configuration is not checked.
+    """
+    config = unet if isinstance(unet, dict) else getattr(unet, "config", None)
+    if config is None:
+        return
+    channels, size = config.get("in_channels"), config.get("sample_size")
+    sizes = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+    if (channels is not None and channels != shape[0]) or (size is not None and sizes != tuple(shape[1:])):
+        raise ValueError(
+            f"{origin} is for {channels}x{sizes[0]}x{sizes[1]} images, the data is {'x'.join(map(str, shape))}."
+        )
+
+
 def build_unet(config: Optional[Dict[str, Any]] = None) -> torch.nn.Module:
     """Build a :class:`diffusers.UNet2DModel` from ``config`` (the Fashion-MNIST one by default)."""
     from diffusers import UNet2DModel

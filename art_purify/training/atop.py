@@ -20,6 +20,7 @@ from art_purify.engine.checkpoint import has_checkpoint, load_latest_checkpoint,
 from art_purify.engine.loop import CHECKPOINT_NAME, check_out_dir
 from art_purify.models import InpaintingGenerator, PatchDiscriminator, as_art_classifier
 from art_purify.utils import machine_description, resolve_device
+from art_purify.zoo.user import classes_of
 
 logger = logging.getLogger(__name__)
 
@@ -148,12 +149,8 @@ def train_atop(  # pylint: disable=too-many-arguments,too-many-locals
     out_dir = Path(out_dir)
     check_out_dir(out_dir / "pretrain", resume)  # the run is known by its first phase's checkpoint
     dev = resolve_device(device)
-    from art_purify.zoo.user import infer_nb_classes
-
     classifier_model = classifier_model.to(dev)
-    nb_classes = infer_nb_classes(classifier_model, x_train.shape[1:], dev)
-    if int(y_train.max()) >= nb_classes:
-        raise ValueError(f"label {int(y_train.max())} is not a class of the classifier ({nb_classes} classes).")
+    nb_classes = classes_of(classifier_model, x_train, y_train, dev, origin="the training data")
     classifier = as_art_classifier(classifier_model, input_shape=x_train.shape[1:], nb_classes=nb_classes, device=dev)
     generator, discriminator = build_atop_networks(config, in_channels=int(x_train.shape[1]))
     trainer = AdversarialTrainerAToPPyTorch(

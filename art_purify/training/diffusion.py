@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from art_purify.diffusion import DiffusionSchedule, diffuse, predict_noise, to_model_space
-from art_purify.models import DDPM_SCHEDULE, build_scheduler, build_unet, unet_config_for
-from art_purify.engine.checkpoint import write_json
+from art_purify.models import DDPM_SCHEDULE, build_scheduler, build_unet, check_unet_fits, unet_config_for
+from art_purify.engine.checkpoint import artefact_mode, write_json
 from art_purify.engine.loop import CHECKPOINT_NAME, check_out_dir, cosine_lr, run_loop
 from art_purify.utils import machine_description, resolve_device
 
@@ -71,9 +71,7 @@ def save_diffusers_dir(unet: torch.nn.Module, scheduler: Any, out_dir: Union[str
         tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{name}-"))
         save: Any = getattr(obj, "save_pretrained")
         try:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700: the usual permissions for an artefact
+            os.chmod(tmp, artefact_mode(directory=True))  # mkdtemp makes it 0700
             if name == "unet":
                 save(str(tmp), safe_serialization=True)
             else:
@@ -126,14 +124,7 @@ def train_diffusion(  # pylint: disable=too-many-arguments,too-many-positional-a
             unet = build_unet(unet_config)
         except (TypeError, ValueError) as err:
             raise ValueError(f"the UNet configuration cannot build a diffusers UNet2DModel: {err}") from err
-    channels = getattr(unet.config, "in_channels", x_train.shape[1])
-    size = getattr(unet.config, "sample_size", None)
-    sizes = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
-    if channels != x_train.shape[1] or (size is not None and sizes != tuple(x_train.shape[2:])):
-        raise ValueError(
-            f"the UNet configuration is for {channels}x{sizes[0]}x{sizes[1]} images, the data is "
-            f"{'x'.join(map(str, x_train.shape[1:]))}."
-        )
+    check_unet_fits(unet, x_train.shape[1:], "the UNet configuration")
     unet.to(dev)
     ema = copy.deepcopy(unet).requires_grad_(False).eval()
     schedule = DiffusionSchedule(build_scheduler())

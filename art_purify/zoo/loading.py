@@ -9,7 +9,7 @@ import os
 import struct
 from importlib import resources
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 
@@ -212,9 +212,13 @@ def export_run(run_dir: PathLike, stem: str, dest: Optional[PathLike] = None) ->
     """
     import shutil
 
+    from art_purify.engine import save_weights
+
     run_dir = Path(run_dir)
     dest = Path(dest) if dest is not None else _weights_path(stem, "").parent
     card = json.loads((run_dir / "model_card.json").read_text(encoding="utf-8"))
+    weights: Optional[Path] = None  # the run's own file, copied; or for a diffusion run the UNet, re-saved in fp16
+    unet_state: Optional[Dict[str, torch.Tensor]] = None
     if (run_dir / "classifier.safetensors").is_file():
         weights = run_dir / "classifier.safetensors"
         meta = {"kind": "classifier", "config": json.loads((run_dir / "config.json").read_text(encoding="utf-8"))}
@@ -229,24 +233,24 @@ def export_run(run_dir: PathLike, stem: str, dest: Optional[PathLike] = None) ->
             extra = {**meta, "kind": "atop-pretrained", "model_card": card}
             (dest / f"{stem}-pretrained.json").write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n", "utf-8")
     elif (run_dir / "unet" / "config.json").is_file() or (run_dir / "unet.safetensors").is_file():
-        from art_purify.engine import save_weights
-
         unet, scheduler = load_diffusion_dir(run_dir)
-        config = {k: v for k, v in dict(unet.config).items() if not k.startswith("_")}
-        meta = {"kind": "diffusion", "unet_config": config, "scheduler_config": dict(scheduler.config)}
-        meta["scheduler_config"] = {k: v for k, v in meta["scheduler_config"].items() if not k.startswith("_")}
-        meta["model_card"] = card
-        dest.mkdir(parents=True, exist_ok=True)
-        save_weights(unet.state_dict(), dest / f"{stem}.safetensors", dtype=torch.float16)  # the zoo stores fp16
-        (dest / f"{stem}.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        return dest / f"{stem}.safetensors"
+
+        def public(config: Any) -> Dict:
+            return {k: v for k, v in dict(config).items() if not k.startswith("_")}
+
+        meta = {"kind": "diffusion", "unet_config": public(unet.config), "scheduler_config": public(scheduler.config)}
+        unet_state = unet.state_dict()
     else:
         raise ZooError(
             f"{run_dir} holds no classifier.safetensors, generator.safetensors, unet/config.json nor unet.safetensors."
         )
-    load_safetensors(weights)
+    if weights is not None:
+        load_safetensors(weights)  # checked before it is copied
     meta["model_card"] = card
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(weights, dest / f"{stem}.safetensors")
+    if unet_state is not None:
+        save_weights(unet_state, dest / f"{stem}.safetensors", dtype=torch.float16)  # the zoo stores fp16
+    elif weights is not None:
+        shutil.copyfile(weights, dest / f"{stem}.safetensors")
     (dest / f"{stem}.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return dest / f"{stem}.safetensors"

@@ -16,7 +16,14 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import torch
 
 from art_purify.models import InpaintingGenerator, SmallResNet
-from art_purify.zoo.loading import ZooError, _load_into, load_atop_weights, load_classifier_weights, load_safetensors
+from art_purify.zoo.loading import (
+    ZooError,
+    _load_into,
+    load_atop_weights,
+    load_classifier,
+    load_classifier_weights,
+    load_safetensors,
+)
 
 PathLike = Union[str, os.PathLike]
 
@@ -85,7 +92,8 @@ def load_user_classifier(  # pylint: disable=too-many-branches  # one clear erro
     :param spec: ``"package.module:Factory"`` (called with ``kwargs``; its weights from ``weights``), a
                  ``torch.export`` program (``.pt2``, written by ``torch.export.save`` with a dynamic batch
                  dimension; exported in eval mode), a TorchScript file (``.pt``, ``.pth``, ``.ts``, written by
-                 ``torch.jit.save``), or a ``train-classifier`` output directory (``config.json`` + ``classifier.safetensors``).
+                 ``torch.jit.save``), or a ``train-classifier`` output directory (``config.json`` +
+                 ``classifier.safetensors``).
     :param weights: A safetensors state dict for a factory (strict: every key and shape must match).
     :param kwargs: Keyword arguments of the factory.
     :raises ZooError: On a factory that cannot be imported, weights that do not fit, or a file of the wrong kind.
@@ -129,6 +137,40 @@ def load_user_classifier(  # pylint: disable=too-many-branches  # one clear erro
     if weights is not None:
         _load_into(model, load_safetensors(weights), weights)
     return model.float().to(device or "cpu").eval()
+
+
+def resolve_classifier(
+    spec: Optional[PathLike] = None,
+    weights: Optional[PathLike] = None,
+    kwargs: Optional[Dict[str, Any]] = None,
+    model: str = "fashion-mnist",
+    device: Optional[Union[str, torch.device]] = None,
+) -> torch.nn.Module:
+    """The classifier a command was given: the user's (:func:`load_user_classifier`) when ``spec`` is given, else the
+    zoo's ``model``; ``weights`` or ``kwargs`` without ``spec`` are refused."""
+    if spec is None:
+        if weights is not None or kwargs:
+            raise ZooError("--classifier-weights and --classifier-kwargs need --classifier.")
+        return load_classifier(model, device=device)
+    return load_user_classifier(spec, weights, kwargs, device=device)
+
+
+def classes_of(
+    model: torch.nn.Module,
+    x: Any,
+    y: Any,
+    device: Union[str, torch.device],
+    expected: Optional[int] = None,
+    origin: str = "data",
+) -> int:
+    """The number of classes of ``model`` (its logits on one input of ``x``'s shape), checked against ``expected``
+    (``--nb-classes``) and the labels ``y``; ``ValueError`` naming the mismatch."""
+    classes = infer_nb_classes(model, x.shape[1:], device)
+    if expected is not None and expected != classes:
+        raise ValueError(f"--nb-classes {expected} does not match the classifier, whose logits have {classes}.")
+    if len(y) and int(y.max()) >= classes:
+        raise ValueError(f"{origin}: label {int(y.max())} is not a class of the classifier ({classes} classes).")
+    return classes
 
 
 def load_classifier_dir(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> SmallResNet:

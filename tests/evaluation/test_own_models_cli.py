@@ -161,5 +161,5 @@ def test_clear_errors_for_pieces_that_do_not_fit(gray, tmp_path, capsys):
     err = _error(capsys, "--classifier", FACTORY, *weights, *base, "--defence", "uniform", "--diffusion", pickled)
     assert "only safetensors weights are read" in err
     err = _error(capsys, *base[:4], "--defence", "uniform")  # the zoo's 1x28x28 UNet on 8x8 data
-    assert "does not take inputs of shape" in err or "built for 28x28 images" in err
+    assert "does not take inputs of shape" in err or "is for 1x28x28 images, the --data is 1x8x8" in err
     assert not (tmp_path / "out").exists()  # every refused call left no folder behind
