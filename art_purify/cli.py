@@ -329,6 +329,15 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
         default=AttackSettings.ere_weight,
         help="Weight of the ERE term of the reconstruction-aware attack (default " f"{AttackSettings.ere_weight}).",
     )
+    speed = p.add_argument_group("speed options of the diffusion defences (see docs/scale.md)")
+    speed.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16", "float16"],
+        help="Run the UNet calls under autocast in this precision (default float32; the classifier and the "
+        "attack stay in float32).",
+    )
+    speed.add_argument("--channels-last", action="store_true", help="Feed the UNet channels-last tensors.")
+    speed.add_argument("--compile-unet", action="store_true", help="torch.compile the UNet (slow first call).")
     p.add_argument(
         "--transform",
         choices=sorted(RT_PRESETS),
@@ -376,15 +385,42 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
         help="Continue an interrupted evaluation from OUT/partial (the "
         "clean votes and every finished attack are kept there); same command otherwise.",
     )
-    p.add_argument("--n", type=int, default=100, help="Number of test images (default 100).")
+    p.add_argument(
+        "--n",
+        "--num-images",
+        dest="n",
+        type=int,
+        default=100,
+        help="Number of test images (default 100). Under torchrun write --num-images: torchrun's own parser reads "
+        "--n as an abbreviation of its --nnodes.",
+    )
     p.add_argument(
         "--batch-size",
         type=int,
         default=AttackSettings.batch_size,
-        help=f"Attack and purification batch size (default {AttackSettings.batch_size}).",
+        help=f"Attack and purification batch size, and the size of the example batches that carry the seeds "
+        f"and the checkpoints (default {AttackSettings.batch_size}).",
     )
     p.add_argument("--seed", type=int, default=0, help="Seed of every random draw (default 0).")
-    p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu' or 'cuda[:N]'.")
+    p.add_argument(
+        "--seeding",
+        choices=["batch", "phase"],
+        default="batch",
+        help="batch (default): seeds per example batch of --batch-size, so that a torchrun run gives the same "
+        "report; phase: one seed per phase for the whole run, as reports of report_version 1 were made.",
+    )
+    p.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=360.0,
+        metavar="MINUTES",
+        help="Under torchrun: how long a rank waits for the others at the start and at the end (default 360).",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="'auto' (CUDA if available), 'cpu' or 'cuda[:N]'; under torchrun each rank uses cuda:LOCAL_RANK.",
+    )
     p.add_argument("--out", type=Path, default=Path("reports/evaluate"), help="Report directory.")
     p.add_argument("--quiet", action="store_true", help="No progress bar.")
     return parser
@@ -676,6 +712,13 @@ def _cmd_evaluate(args, command: str) -> int:
             stages=None if args.stages is None else [v.strip() for v in args.stages.split(",") if v.strip()],
             diffusion=args.diffusion,
             atop=args.atop,
+            seeding=args.seeding,
+            dist_timeout=args.dist_timeout,
+            speed={
+                "precision": args.precision,
+                "channels_last": args.channels_last or None,
+                "compile_unet": args.compile_unet or None,
+            },
         )
     )
     return 0
@@ -735,8 +778,13 @@ def _interrupted(args: argparse.Namespace, command: str) -> str:
     resume = command if "--resume" in command.split() else command + " --resume"
     if args.command == "evaluate":
         partial = Path(args.out) / "partial"
-        saved = sorted(p.stem for p in partial.glob("*.npz")) if partial.is_dir() else []
-        where = f"finished phases ({', '.join(saved) or 'none yet'}) are saved in {partial}"
+        saved = sorted(p.stem for p in partial.glob("b*-*.npz")) if partial.is_dir() else []
+        batches = len({name.split("-", 1)[0] for name in saved})
+        where = (
+            f"{len(saved)} finished phases of {batches} example batches are saved in {partial}"
+            if saved
+            else f"no phase had finished yet in {partial}"
+        )
     elif args.command == "train-atop":
         phases = (Path(args.out) / "finetune" / "checkpoint.pt", Path(args.out) / "pretrain" / "checkpoint.pt")
         done = [str(p) for p in phases if p.is_file()]

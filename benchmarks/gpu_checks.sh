@@ -19,3 +19,6 @@ python3 benchmarks/bench_diffusion.py --unet fashion-mnist --batch 16 --device c
   --json "$out/bench_fmnist.json" 2>&1 | tee "$out/bench_fmnist.log"
 python3 benchmarks/bench_reconstruction_search.py --batch 32 --device cuda --steps 5 10 20 --nb-noise 2 --repeats 3 \
   --modes purify exact_ckpt exact_nockpt truncated --json "$out/bench_search.json" 2>&1 | tee "$out/bench_search.log"
+python3 benchmarks/bench_scale.py --device cuda --batch 128 --eot 20 --iters 2 --peak-tflops 989 --peak-tflops-float32 495 \
+  --options float32,bfloat16,bfloat16+channels_last,bfloat16+channels_last+compile --ranks 0 \
+  --out "$out/bench_scale.json" 2>&1 | tee "$out/bench_scale.log"

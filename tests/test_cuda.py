@@ -201,3 +201,81 @@ def test_atop_purifier_on_cuda_seeded_exact_gradient_and_art_predict():
     model = tiny_classifier(torch.float32).to(CUDA)
     classifier = as_art_classifier(model, (1, 8, 8), 10, device="cuda", preprocessing_defences=[purifier])
     assert classifier.predict(x.detach().cpu().numpy()).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "options, tolerance",
+    [
+        ({"precision": "bfloat16"}, 0.05),
+        ({"precision": "float16"}, 0.02),
+        ({"precision": "bfloat16", "channels_last": True}, 0.05),
+        ({"channels_last": True}, 1e-4),
+    ],
+)
+def test_speed_options_on_cuda_against_float32(options, tolerance):
+    x = _cuda_input(3, dtype=torch.float32)
+    results = []
+    for opts in ({}, options):
+        defence, _ = _defence("heterogeneous", dtype=torch.float32, gradient="exact", **opts)
+        xg = x.clone().requires_grad_(True)
+        out = defence.forward(xg)[0]
+        (grad,) = torch.autograd.grad(
+            (out * torch.linspace(-1, 1, out.numel(), device=CUDA).reshape(out.shape)).sum(), xg
+        )
+        results.append((out.detach(), grad))
+    (out0, grad0), (out1, grad1) = results
+    assert out1.dtype == torch.float32 and torch.isfinite(grad1).all()
+    assert (out1 - out0).abs().max() <= tolerance
+    assert (grad1 - grad0).norm() <= 10 * tolerance * grad0.norm()
+
+
+def test_two_gloo_ranks_on_one_cuda_device_give_the_single_process_report(tmp_path):
+    """The sharded evaluation on CUDA tensors (both ranks on the one lent GPU, gloo for the outcomes)."""
+    import json
+
+    import torch.multiprocessing as mp
+
+    mp.spawn(_cuda_rank, args=(2, str(tmp_path)), nprocs=2)
+    _cuda_rank(0, 1, str(tmp_path / "single"))
+    split = json.loads((tmp_path / "report.json").read_text())
+    alone = json.loads((tmp_path / "single" / "report.json").read_text())
+    # CUDA kernels may reorder floating-point sums between processes: the outcomes must agree, the images closely
+    assert [e["robust"] for e in split["per_example"]] == [e["robust"] for e in alone["per_example"]]
+    assert [e["clean_prediction"] for e in split["per_example"]] == [
+        e["clean_prediction"] for e in alone["per_example"]
+    ]
+    for name, images in alone["x_adv"].items():
+        assert np.allclose(split["x_adv"][name], images, atol=1e-4)
+
+
+def _cuda_rank(rank, world, root):
+    import json
+    import os
+
+    import torch.distributed as dist
+
+    from art_purify.evaluation import AttackSettings, evaluate, evaluate_distributed
+    from tests.evaluation.test_sharding import ATTACKS, KWARGS, _outcomes
+
+    os.makedirs(root, exist_ok=True)
+    model = tiny_classifier().to(CUDA)
+    defence = build_defence("uniform", tiny_unet().to(CUDA), None, model, seed=0, defence_grid=50, device_type="gpu")
+
+    classifier = as_art_classifier(
+        model, input_shape=(1, 8, 8), nb_classes=10, device=CUDA, preprocessing_defences=[defence]
+    )
+    x = helpers.image_batch(7, dtype=torch.float32, seed=3).numpy()
+    y = np.arange(7) % 10
+    settings = AttackSettings(eps=0.1, max_iter=2, batch_size=2)
+    if world == 1:
+        report = evaluate(classifier, x, y, ATTACKS, settings, **KWARGS)
+    else:
+        dist.init_process_group("gloo", init_method=f"file://{root}/init", rank=rank, world_size=world)
+        try:
+            report = evaluate_distributed(classifier, x, y, ATTACKS, settings, **KWARGS)
+        finally:
+            dist.destroy_process_group()
+    if report is not None:
+        per_example, x_adv = _outcomes(report)
+        with open(f"{root}/report.json", "w", encoding="utf-8") as out:
+            json.dump({"per_example": per_example, "x_adv": x_adv}, out)

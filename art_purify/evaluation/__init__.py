@@ -14,7 +14,8 @@ from art_purify.evaluation.defences import DEFENCES, build_defence
 from art_purify.evaluation.reconstruction_aware_pgd import ReconstructionAwarePGD
 from art_purify.evaluation.report import format_table, load_report, save_figure, save_report, summary_table
 from art_purify.evaluation.results import AttackOutcome, EvaluationReport, SanityCheck
-from art_purify.evaluation.suite import PRESETS, evaluate
+from art_purify.evaluation.sharding import EvaluationShard, merge_shards
+from art_purify.evaluation.suite import PRESETS, evaluate, evaluate_distributed, evaluate_shard
 from art_purify.evaluation.voting import majority_vote
 from art_purify.models.wrapping import as_art_classifier  # re-exported: the usual entry point of an evaluation
 
@@ -24,6 +25,7 @@ __all__ = [
     "AttackSettings",
     "DEFENCES",
     "EvaluationReport",
+    "EvaluationShard",
     "PRESETS",
     "ReconstructionAwarePGD",
     "SanityCheck",
@@ -31,9 +33,12 @@ __all__ = [
     "build_attack",
     "build_defence",
     "evaluate",
+    "evaluate_distributed",
+    "evaluate_shard",
     "format_table",
     "load_report",
     "majority_vote",
+    "merge_shards",
     "parse_attacks",
     "save_figure",
     "save_report",

@@ -5,8 +5,11 @@ table, a JSON report and a PNG figure. Keyword arguments only, so that it is cal
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -44,6 +47,38 @@ def parse_factors(text: str) -> tuple:
         return tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError as err:
         raise ValueError(f"--eps-curve must be comma-separated multiples of eps, got {text!r}.") from err
+
+
+@contextlib.contextmanager
+def process_group(device: Any, timeout_min: float = 360.0) -> Iterator[Tuple[int, int, Any]]:
+    """
+    ``(rank, world_size, device)`` of this process: ``(0, 1, device)`` alone, or, under torchrun (``WORLD_SIZE`` >
+    1) or inside a process group the caller initialised, the group's rank and size. A group it creates (NCCL on
+    CUDA, with ``cuda:LOCAL_RANK`` as the rank's device; gloo on CPU) is destroyed on exit.
+
+    :param timeout_min: How long a collective waits for the other ranks (the slowest rank's last batch).
+    """
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available() or (int(os.environ.get("WORLD_SIZE", "1")) <= 1 and not dist.is_initialized()):
+        yield 0, 1, device
+        return
+    created = not dist.is_initialized()
+    if created:
+        if timeout_min != timeout_min or timeout_min <= 0:  # NaN fails too
+            raise ValueError(f"--dist-timeout must be a positive number of minutes, got {timeout_min}.")
+        backend = "gloo"
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+            backend = "nccl"
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_min))
+    try:
+        yield dist.get_rank(), dist.get_world_size(), device
+    finally:
+        if created:
+            dist.destroy_process_group()
 
 
 def resolve_options(  # pylint: disable=too-many-arguments
@@ -92,7 +127,7 @@ def resolve_options(  # pylint: disable=too-many-arguments
     }
 
 
-def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many-branches,too-many-statements
+def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     *,
     out: Union[str, Path],
     data: str = "embedded",
@@ -118,6 +153,9 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
     stages: Optional[Sequence[str]] = None,
     diffusion: Optional[Union[str, Path]] = None,
     atop: Optional[Union[str, Path]] = None,
+    seeding: str = "batch",
+    dist_timeout: float = 360.0,
+    speed: Optional[Dict[str, Any]] = None,
     **options: Any,
 ) -> str:
     """
@@ -147,18 +185,20 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
     :param diffusion: A diffusers directory (``save_pretrained`` layout or ``train-diffusion`` output) for the
                       diffusion defences, instead of the zoo's.
     :param atop: A ``train-atop`` output directory for the AToP defences, instead of the zoo's purifier.
+    :param seeding: ``"batch"`` (seeds per example batch) or ``"phase"`` (the seeding of ``report_version`` 1
+                    reports); see :func:`art_purify.evaluation.evaluate`.
+    :param speed: Speed options of the diffusion defences (``precision``, ``channels_last``, ``compile_unet``; ``None``
+                  values keep the defaults), see :class:`~art_purify.defences.preprocessor.DiffusionPurificationPyTorch`.
+    :param dist_timeout: Minutes a rank of a torchrun run waits for the others (see :func:`process_group`).
     :param command: The command line, recorded in the report.
-    """
-    import torch
 
-    from art_purify.datasets import CLASSES, check_range, load_dataset
-    from art_purify.evaluation.defences import ATOP_DEFENCES, MODEL_FREE_DEFENCES, build_defence
-    from art_purify.evaluation.report import save_figure, save_report, summary_table
-    from art_purify.evaluation.suite import evaluate
-    from art_purify.models import as_art_classifier, check_unet_fits
+    Under ``torchrun`` (``WORLD_SIZE`` > 1), every rank runs its share of the example batches on its own device
+    (``cuda:LOCAL_RANK``, or the CPU with gloo) and rank 0 writes the report, equal example by example to a single
+    process's; the other ranks return one line saying so.
+    """
+    from art_purify.evaluation.defences import ATOP_DEFENCES, MODEL_FREE_DEFENCES
+    from art_purify.evaluation.sharding import SEEDINGS
     from art_purify.utils import resolve_device
-    from art_purify.zoo import load_atop, load_diffusion, load_diffusion_dir
-    from art_purify.zoo.user import check_stage_names, classes_of, load_atop_dir, resolve_classifier
 
     resolved = resolve_options(**options)
     search = {k: v for k, v in (search or {}).items() if v is not None}
@@ -170,6 +210,10 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
     if transform is not None and defence not in ("random-masking", *ATOP_DEFENCES):
         raise ValueError(f"--transform only applies to the AToP defences, not {defence!r}.")
     uses_diffusion = defence not in MODEL_FREE_DEFENCES and defence not in ATOP_DEFENCES
+    speed = {k: v for k, v in (speed or {}).items() if v is not None}
+    if speed and defence not in ("uniform", "heterogeneous"):
+        flags = ", ".join("--" + k.replace("_", "-") for k in sorted(speed))
+        raise ValueError(f"{flags} only apply to the diffusion defences uniform and heterogeneous, not {defence!r}.")
     for given, flag, applies in (
         (diffusion, "--diffusion", uses_diffusion),
         (atop, "--atop", defence in ATOP_DEFENCES),
@@ -179,7 +223,89 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
             raise ValueError(f"{flag} does not apply to defence {defence!r}.")
     if len(clip_values) != 2 or not float(clip_values[0]) < float(clip_values[1]):  # NaN fails too
         raise ValueError(f"--clip-values must be MIN MAX with MIN < MAX, got {tuple(clip_values)}.")
-    dev = resolve_device(device)
+    if seeding not in SEEDINGS:
+        raise ValueError(f"--seeding must be one of {', '.join(SEEDINGS)}, got {seeding!r}.")
+    with process_group(resolve_device(device), dist_timeout) as (rank, world, dev):
+        if world > 1 and seeding != "batch":
+            raise ValueError("a run split across ranks needs --seeding batch (per-batch seeds).")
+        return _run_evaluate(
+            out=out,
+            data=data,
+            n=n,
+            model=model,
+            defence=defence,
+            gradient=gradient,
+            seed=seed,
+            dev=dev,
+            rank_world=(rank, world),
+            cascade=cascade,
+            sanity=sanity,
+            figure=figure,
+            resume=resume,
+            verbose=verbose,
+            command=command,
+            search=search,
+            transform=transform,
+            classifier=classifier,
+            classifier_weights=classifier_weights,
+            classifier_kwargs=classifier_kwargs,
+            nb_classes=nb_classes,
+            clip_values=clip_values,
+            stages=stages,
+            diffusion=diffusion,
+            atop=atop,
+            seeding=seeding,
+            resolved=resolved,
+            options=options,
+            speed=speed,
+        )
+
+
+def _run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many-branches,too-many-statements
+    *,
+    out: Union[str, Path],
+    data: str,
+    n: int,
+    model: str,
+    defence: str,
+    gradient: str,
+    seed: int,
+    dev: Any,
+    rank_world: Tuple[int, int],
+    cascade: bool,
+    sanity: bool,
+    figure: bool,
+    resume: bool,
+    verbose: bool,
+    command: Optional[str],
+    search: Dict[str, Any],
+    transform: Optional[str],
+    classifier: Optional[str],
+    classifier_weights: Optional[Union[str, Path]],
+    classifier_kwargs: Optional[Dict[str, Any]],
+    nb_classes: Optional[int],
+    clip_values: Tuple[float, float],
+    stages: Optional[Sequence[str]],
+    diffusion: Optional[Union[str, Path]],
+    atop: Optional[Union[str, Path]],
+    seeding: str,
+    resolved: Dict[str, Any],
+    options: Dict[str, Any],
+    speed: Dict[str, Any],
+) -> str:
+    """:func:`run_evaluate` on this rank's device (``rank_world``: this process's rank and the number of ranks)."""
+    import torch
+
+    from art_purify.datasets import CLASSES, check_range, load_dataset
+    from art_purify.evaluation.defences import ATOP_DEFENCES, MODEL_FREE_DEFENCES, build_defence
+    from art_purify.evaluation.report import save_figure, save_report, summary_table
+    from art_purify.evaluation.suite import evaluate, evaluate_distributed
+    from art_purify.models import as_art_classifier, check_unet_fits
+    from art_purify.zoo import load_atop, load_diffusion, load_diffusion_dir
+    from art_purify.zoo.user import check_stage_names, classes_of, load_atop_dir, resolve_classifier
+
+    rank, world = rank_world
+    uses_diffusion = defence not in MODEL_FREE_DEFENCES and defence not in ATOP_DEFENCES
     x, y = load_dataset(data, "test")
     if n <= 0 or n > len(y):
         raise ValueError(f"--n must lie in [1, {len(y)}] for data source {data!r}, got {n}.")
@@ -210,6 +336,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
         defence_kwargs["stage_names"] = list(stages)
     if tuple(clip_values) != (0.0, 1.0) and defence != "none":
         defence_kwargs["clip_values"] = tuple(clip_values)
+    defence_kwargs.update(speed)
 
     out = check_out_dir(out)  # after every check of the pieces: a refused call leaves no new folder
     try:
@@ -237,23 +364,24 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
         device=dev,
         preprocessing_defences=[built] if built is not None else None,
     )
-    report = evaluate(
-        art_classifier,
-        x,
-        y,
-        resolved["attacks"],
-        resolved["settings"],
-        eot=resolved["eot"],
-        votes=resolved["votes"],
-        seed=seed,
-        sanity=sanity,
-        sanity_n=resolved["sanity_n"],
-        eps_curve=resolved["eps_curve"],
-        checkpoint_dir=out / "partial",
-        resume=resume,
-        verbose=verbose,
-        cascade=cascade,
-    )
+    common: Dict[str, Any] = {
+        "eot": resolved["eot"],
+        "votes": resolved["votes"],
+        "seed": seed,
+        "sanity": sanity,
+        "sanity_n": resolved["sanity_n"],
+        "eps_curve": resolved["eps_curve"],
+        "checkpoint_dir": out / "partial",
+        "resume": resume,
+        "verbose": verbose,
+        "cascade": cascade,
+    }
+    if world > 1:
+        report = evaluate_distributed(art_classifier, x, y, resolved["attacks"], resolved["settings"], **common)
+    else:
+        report = evaluate(art_classifier, x, y, resolved["attacks"], resolved["settings"], seeding=seeding, **common)
+    if report is None:  # a rank other than 0 of a torchrun run
+        return f"rank {rank} of {world}: its example batches are done (in {out / 'partial'}); rank 0 writes the report"
     extra = {
         "command": command,
         "model": model,  # the zoo entry of every piece not given explicitly
@@ -270,6 +398,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-many
         "seed": seed,
         "device": str(dev),
         "torch_threads": torch.get_num_threads(),
+        "world_size": world,
     }
     json_path = save_report(report, out / "report.json", extra)
     arrays: Dict[str, Any] = {"x": x, "y": y, **{k.replace("-", "_"): v for k, v in report.x_adv.items()}}

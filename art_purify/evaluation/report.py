@@ -14,7 +14,7 @@ import torch
 from art_purify.evaluation.attacks import defences_of
 from art_purify.evaluation.results import EvaluationReport
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
 def format_table(rows: List[Dict[str, object]]) -> str:

@@ -39,6 +39,7 @@ def fingerprint(  # pylint: disable=too-many-arguments
     seed: int,
     classifier: Any,
     cascade: bool = False,
+    seeding: str = "batch",
 ) -> str:
     """A hash of everything that decides the outcome of the attack phases: data, settings, defences and weights."""
     digest = hashlib.sha256()
@@ -51,6 +52,7 @@ def fingerprint(  # pylint: disable=too-many-arguments
         "votes": votes,
         "seed": seed,
         "defences": [[type(d).__name__, params_of(d)] for d in defences_of(classifier)],
+        "seeding": seeding,
     }
     if cascade:
         config["cascade"] = True
@@ -67,15 +69,21 @@ def fingerprint(  # pylint: disable=too-many-arguments
 
 class PhaseStore:
     """
-    Finished phases of an evaluation on disk: ``clean.npz``, ``<attack>.npz`` and ``meta.json`` (the fingerprint).
+    Finished phases of an evaluation on disk, one ``.npz`` per (example batch, phase) such as ``b00003-pgd.npz``, and
+    ``meta.json`` (the run's fingerprint). Several ranks may share the directory: each writes only the files of its
+    own batches, every file carries the fingerprint, and a file with another fingerprint (left by an earlier run) is
+    treated as missing.
 
     :param directory: Where to keep them (``None``: nothing is stored).
     :param fingerprint: The run's :func:`fingerprint`; a resumed run must match the stored one.
-    :param resume: Keep the stored phases (``False``: remove this store's own files and start again).
+    :param resume: Keep the stored phases (``False``: start again; see :meth:`clear`).
+    :param rank: The caller's rank (its temporary files are named after it, so ranks never collide).
     """
 
-    def __init__(self, directory: Optional[Union[str, Path]], fingerprint: str, resume: bool) -> None:
+    def __init__(self, directory: Optional[Union[str, Path]], fingerprint: str, resume: bool, rank: int = 0) -> None:
         self.directory = None if directory is None else Path(directory)
+        self.fingerprint = fingerprint
+        self.rank = int(rank)
         if self.directory is None:
             if resume:
                 raise ValueError("resume=True needs a checkpoint_dir.")
@@ -91,24 +99,36 @@ class PhaseStore:
                 )
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        for name in ("clean", *ATTACKS):  # only this store's own files
-            self._path(name).unlink(missing_ok=True)
-        meta.write_text(json.dumps({"fingerprint": fingerprint}) + "\n", encoding="utf-8")
+        if self.rank == 0:  # the whole-run files of versions before per-batch seeding
+            for name in ("clean", *ATTACKS):
+                (self.directory / f"{name}.npz").unlink(missing_ok=True)
+        tmp = self.directory / f".meta.{self.rank}.tmp"
+        tmp.write_text(json.dumps({"fingerprint": fingerprint}) + "\n", encoding="utf-8")
+        tmp.replace(meta)  # every rank writes the same content; the replace is atomic
 
     def _path(self, name: str) -> Path:
         return Path(cast(Path, self.directory)) / f"{name}.npz"
 
+    def clear(self, names: Sequence[str]) -> None:
+        """Remove the files of phases ``names`` (a new run's own batches)."""
+        if self.directory is not None:
+            for name in names:
+                self._path(name).unlink(missing_ok=True)
+
     def load(self, name: str) -> Optional[Dict[str, np.ndarray]]:
-        """The arrays saved for phase ``name``, or ``None`` when it has not finished."""
+        """The arrays saved for phase ``name``, or ``None`` when it has not finished in this run."""
         if self.directory is None or not self._path(name).is_file():
             return None
         with np.load(self._path(name)) as data:
-            return {k: data[k] for k in data.files}
+            arrays = {k: data[k] for k in data.files}
+        if str(arrays.pop("fingerprint", "")) != self.fingerprint:
+            return None  # left by a run with other data or settings
+        return arrays
 
     def save(self, name: str, **arrays: Any) -> None:
         """Save the arrays of phase ``name`` atomically (a crash leaves the previous state)."""
         if self.directory is None:
             return
-        tmp = self.directory / f".{name}.tmp.npz"
-        np.savez(tmp, **arrays)
+        tmp = self.directory / f".{name}.{self.rank}.tmp.npz"
+        np.savez(tmp, fingerprint=np.str_(self.fingerprint), **arrays)
         tmp.replace(self._path(name))

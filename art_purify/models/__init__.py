@@ -3,6 +3,7 @@
 """Models: the small ResNet classifier, the diffusers UNet / DDPM schedule configuration and AToP's inpainting
 generator and patch discriminator."""
 
+from art_purify.models.accelerated import PRECISIONS, AcceleratedNoiseModel
 from art_purify.models.classifier import BasicBlock, SmallResNet
 from art_purify.models.inpainting import (
     GatedConv2d,
@@ -23,11 +24,13 @@ from art_purify.models.unet import (
 )
 
 __all__ = [
+    "AcceleratedNoiseModel",
     "BasicBlock",
     "DDPM_SCHEDULE",
     "GatedConv2d",
     "InpaintingGenerator",
     "PatchDiscriminator",
+    "PRECISIONS",
     "SmallResNet",
     "as_art_classifier",
     "build_scheduler",

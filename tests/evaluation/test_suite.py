@@ -261,8 +261,13 @@ def test_interrupted_evaluation_resumes_to_the_same_outcomes(tmp_path, monkeypat
     settings = AttackSettings(eps=0.1, max_iter=2, batch_size=4)
     kwargs = dict(eot=2, votes=3, seed=5, sanity=False, verbose=False)
     full = evaluate(classifier, x, y, "pgd,bpda", settings, checkpoint_dir=tmp_path / "a", **kwargs)
-    assert {p.name for p in (tmp_path / "a").iterdir()} == {"meta.json", "clean.npz", "pgd.npz", "bpda.npz"}
-    (tmp_path / "a" / "bpda.npz").unlink()  # as if interrupted during the BPDA attack
+    assert {p.name for p in (tmp_path / "a").iterdir()} == {
+        "meta.json",
+        "b00000-clean.npz",
+        "b00000-pgd.npz",
+        "b00000-bpda.npz",
+    }
+    (tmp_path / "a" / "b00000-bpda.npz").unlink()  # as if interrupted during the BPDA attack
     built = []
     real_build = runner_module.build_attack
     monkeypatch.setattr(

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from art_purify.defences.preprocessor.eot import SeededStreamMixin, expand_for_e
 from art_purify.defences.preprocessor.validation import validate_images
 from art_purify.diffusion.sampling import from_model_space, to_model_space
 from art_purify.diffusion.schedule import DiffusionSchedule
+from art_purify.models.accelerated import PRECISIONS, AcceleratedNoiseModel
 from art_purify.utils import AtomicParamsMixin, follow_device, module_dtype
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,13 @@ class BaseDiffusionPurifierPyTorch(SeededStreamMixin, AtomicParamsMixin, Preproc
     parameters), whatever the input's: float64 numpy data reaches a float32 classifier as float32 through ART's
     ``predict`` and ``loss_gradient`` (ART itself would hand the float64 tensor to the model, which fails), and the
     gradient flows back to the float64 input. A float64 UNet keeps float64 end to end (the finite-difference tests).
+
+    Speed options (defaults safe; see docs/scale.md for what each one costs in accuracy and gains in time):
+    ``precision="bfloat16"`` or ``"float16"`` runs the UNet calls, and only them, under ``torch.autocast`` (the
+    classifier, the saliency and the sampler's arithmetic stay in the UNet's dtype; an attacker gets the exact
+    gradient of that mixed-precision function); ``channels_last=True`` feeds the UNet channels-last tensors;
+    ``compile_unet=True`` runs ``torch.compile`` on it (first call slow). EOT samples are already batched into one
+    UNet call per step: the ``nb_eot`` copies of a batch are purified together, ``batch_size`` rows at a time.
     """
 
     def __init__(
@@ -70,6 +78,9 @@ class BaseDiffusionPurifierPyTorch(SeededStreamMixin, AtomicParamsMixin, Preproc
         apply_predict: bool = True,
         device_type: str = "gpu",
         verbose: bool = False,
+        precision: str = "float32",
+        channels_last: bool = False,
+        compile_unet: bool = False,
     ):
         super().__init__(device_type=device_type, is_fitted=True, apply_fit=apply_fit, apply_predict=apply_predict)
         if not isinstance(unet, torch.nn.Module):
@@ -91,7 +102,11 @@ class BaseDiffusionPurifierPyTorch(SeededStreamMixin, AtomicParamsMixin, Preproc
         self.clip_values = clip_values
         self.channels_first = channels_first
         self.verbose = verbose
+        self.precision = precision
+        self.channels_last = channels_last
+        self.compile_unet = compile_unet
         self._generators = {}
+        self._accelerated: Dict[Tuple[Any, ...], AcceleratedNoiseModel] = {}  # not a Module attribute: not hashed
 
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> None:
@@ -105,6 +120,21 @@ class BaseDiffusionPurifierPyTorch(SeededStreamMixin, AtomicParamsMixin, Preproc
             raise ValueError(f"seed must be an integer or None, got {self.seed!r}.")
         if len(self.clip_values) != 2 or not self.clip_values[0] < self.clip_values[1]:
             raise ValueError(f"clip_values must be (min, max) with min < max, got {self.clip_values!r}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}.")
+        for name in ("channels_last", "compile_unet"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+
+    def _noise_model(self) -> torch.nn.Module:
+        """The UNet as the samplers call it: itself, or wrapped for the speed options (one wrapper per setting, so
+        that a compiled UNet is compiled once)."""
+        if self.precision == "float32" and not self.channels_last and not self.compile_unet:
+            return self.unet
+        key = (id(self.unet), self.precision, self.channels_last, self.compile_unet)
+        if key not in self._accelerated:
+            self._accelerated = {key: AcceleratedNoiseModel(self.unet, *key[1:])}
+        return self._accelerated[key]
 
     def _validate(self, x: torch.Tensor) -> torch.Tensor:
         """Check ``x`` and return it channels-first (see :func:`validation.validate_images`)."""

@@ -70,6 +70,9 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         "clip_values",
         "channels_first",
         "verbose",
+        "precision",
+        "channels_last",
+        "compile_unet",
     ]
 
     def __init__(
@@ -91,6 +94,9 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         apply_predict: bool = True,
         device_type: str = "gpu",
         verbose: bool = False,
+        precision: str = "float32",
+        channels_last: bool = False,
+        compile_unet: bool = False,
     ):
         super().__init__(
             unet,
@@ -108,6 +114,9 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
             apply_predict=apply_predict,
             device_type=device_type,
             verbose=verbose,
+            precision=precision,
+            channels_last=channels_last,
+            compile_unet=compile_unet,
         )
         self.t_star = t_star
         self.sampler = sampler
@@ -128,7 +137,9 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
 
     def _purify_model_space(self, xd, grid, state, generator, gradient_checkpointing):
         eta = 1.0 if self.sampler == "ddpm" else 0.0
-        return uniform_purify(self.unet, xd, self.schedule, self.t_star, grid, generator, eta, gradient_checkpointing)
+        return uniform_purify(
+            self._noise_model(), xd, self.schedule, self.t_star, grid, generator, eta, gradient_checkpointing
+        )
 
     def noise_level_map(self, x: Union[np.ndarray, torch.Tensor]) -> Union[np.ndarray, torch.Tensor]:
         """Per-pixel diffusion timestep: ``t_star`` everywhere, shape ``(N, 1, H, W)`` (numpy in, numpy out)."""

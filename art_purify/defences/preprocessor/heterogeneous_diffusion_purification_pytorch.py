@@ -70,6 +70,9 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         "clip_values",
         "channels_first",
         "verbose",
+        "precision",
+        "channels_last",
+        "compile_unet",
     ]
 
     def __init__(
@@ -96,6 +99,9 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         apply_predict: bool = True,
         device_type: str = "gpu",
         verbose: bool = False,
+        precision: str = "float32",
+        channels_last: bool = False,
+        compile_unet: bool = False,
     ):
         super().__init__(
             unet,
@@ -113,6 +119,9 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
             apply_predict=apply_predict,
             device_type=device_type,
             verbose=verbose,
+            precision=precision,
+            channels_last=channels_last,
+            compile_unet=compile_unet,
         )
         # the defence sits in the classifier's preprocessing chain: the classifier takes the defence's layout
         self.saliency = ActivationSaliency(
@@ -153,7 +162,7 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
 
     def _purify_model_space(self, xd, grid, state, generator, gradient_checkpointing):
         return heterogeneous_purify(
-            self.unet,
+            self._noise_model(),
             xd,
             state,
             self.schedule,
