@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import math
 import os
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
@@ -25,7 +26,7 @@ def check_out_dir(out: Union[str, Path]) -> Path:
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = out / f".write-test-{os.getpid()}"  # per process: torchrun ranks share the folder
         probe.write_text("", encoding="utf-8")
         probe.unlink()
     except OSError as err:
@@ -66,11 +67,17 @@ def process_group(device: Any, timeout_min: float = 360.0) -> Iterator[Tuple[int
         return
     created = not dist.is_initialized()
     if created:
-        if timeout_min != timeout_min or timeout_min <= 0:  # NaN fails too
+        if not math.isfinite(timeout_min) or timeout_min <= 0:
             raise ValueError(f"--dist-timeout must be a positive number of minutes, got {timeout_min}.")
         backend = "gloo"
         if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            if local >= torch.cuda.device_count():
+                raise ValueError(
+                    f"local rank {local} has no GPU: this machine has {torch.cuda.device_count()}; start at most "
+                    "that many processes per node (--nproc-per-node)."
+                )
+            device = torch.device("cuda", local)
             torch.cuda.set_device(device)
             backend = "nccl"
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_min))
@@ -210,7 +217,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     if transform is not None and defence not in ("random-masking", *ATOP_DEFENCES):
         raise ValueError(f"--transform only applies to the AToP defences, not {defence!r}.")
     uses_diffusion = defence not in MODEL_FREE_DEFENCES and defence not in ATOP_DEFENCES
-    speed = {k: v for k, v in (speed or {}).items() if v is not None}
+    speed = {k: v for k, v in (speed or {}).items() if v is not None and v != "float32"}
     if speed and defence not in ("uniform", "heterogeneous"):
         flags = ", ".join("--" + k.replace("_", "-") for k in sorted(speed))
         raise ValueError(f"{flags} only apply to the diffusion defences uniform and heterogeneous, not {defence!r}.")
@@ -225,6 +232,8 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
         raise ValueError(f"--clip-values must be MIN MAX with MIN < MAX, got {tuple(clip_values)}.")
     if seeding not in SEEDINGS:
         raise ValueError(f"--seeding must be one of {', '.join(SEEDINGS)}, got {seeding!r}.")
+    if not math.isfinite(dist_timeout) or dist_timeout <= 0:
+        raise ValueError(f"--dist-timeout must be a positive number of minutes, got {dist_timeout}.")
     with process_group(resolve_device(device), dist_timeout) as (rank, world, dev):
         if world > 1 and seeding != "batch":
             raise ValueError("a run split across ranks needs --seeding batch (per-batch seeds).")

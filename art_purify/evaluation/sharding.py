@@ -99,7 +99,7 @@ class EvaluationShard:
         }
         for index, values in self.batches.items():
             arrays.update({f"{index}/{key}": value for key, value in values.items()})
-        np.savez(path, allow_pickle=False, **arrays)
+        np.savez(path, **arrays)  # no object arrays: load needs no pickle
 
     @classmethod
     def load(cls, path: str) -> "EvaluationShard":

@@ -373,6 +373,14 @@ def evaluate(  # pylint: disable=too-many-arguments,too-many-locals
         shard = _run_shard(plan, (0, 1), checkpoint_dir, resume, on_batch, progress)
         carried = shard.loaded_s  # the phases loaded from the checkpoint: time_s is the whole run's
     else:
+        if checkpoint_dir is not None or resume or on_batch is not None:
+            raise ValueError(
+                "with shards, checkpoint_dir, resume and on_batch do not apply (the ranks ran the batches)."
+            )
+        if isinstance(shards, EvaluationShard) or not all(isinstance(s, EvaluationShard) for s in shards):
+            raise ValueError("shards must be a list of EvaluationShard objects (one per rank).")
+        if seeding != "batch":
+            raise ValueError("shards come from per-batch seeding; call evaluate with seeding='batch'.")
         shard = merge_shards(shards)
         if shard.fingerprint != plan.fingerprint:
             raise ValueError("the shards come from an evaluation with other data, settings or weights than this call.")
@@ -380,7 +388,8 @@ def evaluate(  # pylint: disable=too-many-arguments,too-many-locals
             missing = sorted(set(range(shard.n_batches)) - set(shard.batches))
             raise ValueError(f"the shards miss batch {missing[0]} (of {shard.n_batches}); run every rank first.")
         progress.update(len(plan.batches) * (1 + len(plan.names)))
-        carried = _batch_seconds(shard, plan.names)  # work done by the ranks, not in this call
+        # the ranks ran in parallel: the slowest one's seconds, as a split run's wall time would count them
+        carried = max(_batch_seconds(s, plan.names) for s in shards)
     lo, hi = _clip(classifier)
     report = _report(plan, shard, lo, hi, eps_curve, sanity_n)
     if sanity:
@@ -448,7 +457,9 @@ def evaluate_distributed(  # pylint: disable=too-many-arguments,too-many-locals
     example by example to a single process's with the same seed and batch size; the other ranks return ``None``.
 
     A rank that raises ends its process with that error; torchrun (and ``torch.multiprocessing.spawn``) then stop the
-    others, so the run fails instead of waiting. With ``checkpoint_dir`` each rank saves its finished batches there
+    others, so the run fails instead of waiting. A launcher of your own must do the same (end the process, or
+    destroy the group): a rank that catches the error and stays alive leaves the others waiting in the final gather
+    until the group's timeout. With ``checkpoint_dir`` each rank saves its finished batches there
     (a shared directory, or one per machine), and ``resume=True`` after a lost rank redoes only the unfinished ones.
     """
     import torch.distributed as dist  # pylint: disable=import-outside-toplevel
@@ -459,9 +470,9 @@ def evaluate_distributed(  # pylint: disable=too-many-arguments,too-many-locals
     t_start = time.time()
     plan = _plan(classifier, x, y, attacks, settings, eot, votes, seed, sanity_n, eps_curve, verbose, cascade, "batch")
     prints: List[Any] = [None] * world
-    dist.all_gather_object(prints, plan.fingerprint)
+    dist.all_gather_object(prints, (plan.fingerprint, plan.random))  # the randomness probe must agree too
     for other, value in enumerate(prints):
-        if value != plan.fingerprint:
+        if value != (plan.fingerprint, plan.random):
             raise ValueError(
                 f"rank {other} evaluates other data, settings or weights than rank {rank}; every rank must be "
                 "given the same arguments."
@@ -490,5 +501,6 @@ def evaluate_distributed(  # pylint: disable=too-many-arguments,too-many-locals
         cascade=cascade,
         shards=gathered,
     )
-    report.time_s = time.time() - t_start + merge_shards(gathered or []).loaded_s  # wall time of the split run
+    # the split run's wall time, plus (after a resume) the longest any rank had spent on the batches it loaded
+    report.time_s = time.time() - t_start + max(s.loaded_s for s in (gathered or []))
     return report

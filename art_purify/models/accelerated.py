@@ -41,7 +41,7 @@ class AcceleratedNoiseModel(torch.nn.Module):
         compile_model: bool = False,
     ) -> None:
         super().__init__()
-        if precision not in PRECISIONS:
+        if not isinstance(precision, str) or precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}.")
         self.model = model
         self.precision = precision

@@ -96,6 +96,10 @@ def test_shards_merge_into_the_single_process_report(single, tmp_path):
     assert [c.passed for c in merged.checks] == [c.passed for c in single.checks]
     with pytest.raises(ValueError, match="miss batch 1"):
         evaluate(classifier, x, y, ATTACKS, settings, shards=[shards[0], shards[2]], **KWARGS)
+    with pytest.raises(ValueError, match="do not apply"):
+        evaluate(classifier, x, y, ATTACKS, settings, shards=shards, checkpoint_dir=tmp_path, **KWARGS)
+    with pytest.raises(ValueError, match="a list of EvaluationShard"):
+        evaluate(classifier, x, y, ATTACKS, settings, shards=shards[0], **KWARGS)
     with pytest.raises(ValueError, match="batch 0 is in two shards"):
         merge_shards([shards[0], shards[0]])
     with pytest.raises(ValueError, match="other data, settings or weights"):
@@ -173,17 +177,14 @@ def _log(root, run):
     return sorted(out)
 
 
-def test_two_gloo_ranks_give_the_single_process_report_and_a_killed_rank_resumes(single, tmp_path):
+def test_two_gloo_ranks_fail_with_a_rank_error_and_a_killed_rank_resumes_to_the_single_process_report(single, tmp_path):
     expected = json.loads(json.dumps(dict(zip(("per_example", "x_adv"), _outcomes(single)))))
-    mp.spawn(_rank_main, args=(2, tmp_path, "plain", None), nprocs=2)
-    assert json.loads((tmp_path / "plain.json").read_text()) == expected
-    assert _log(tmp_path, "plain") == [(0, 0), (1, 0), (2, 0), (3, 0)]  # rank 0: batches 0, 2; rank 1: 1, 3
-
     with pytest.raises(Exception, match="injected failure on rank 1"):  # the run fails with the rank's error
         mp.spawn(_rank_main, args=(2, tmp_path, "raised", "raise"), nprocs=2)
 
     with pytest.raises(mp.ProcessExitedException):  # rank 1 dies after its first batch; the run stops
         mp.spawn(_rank_main, args=(2, tmp_path, "killed", "kill"), nprocs=2)
+    assert (1, 0) in _log(tmp_path, "killed")  # rank 1 got batch 1 (rank 0 batches 0 and 2, rank 1 batches 1, 3)
     finished = {
         i
         for i in range(4)

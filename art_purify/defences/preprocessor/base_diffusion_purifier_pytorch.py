@@ -120,7 +120,7 @@ class BaseDiffusionPurifierPyTorch(SeededStreamMixin, AtomicParamsMixin, Preproc
             raise ValueError(f"seed must be an integer or None, got {self.seed!r}.")
         if len(self.clip_values) != 2 or not self.clip_values[0] < self.clip_values[1]:
             raise ValueError(f"clip_values must be (min, max) with min < max, got {self.clip_values!r}.")
-        if self.precision not in PRECISIONS:
+        if not isinstance(self.precision, str) or self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}.")
         for name in ("channels_last", "compile_unet"):
             if not isinstance(getattr(self, name), bool):

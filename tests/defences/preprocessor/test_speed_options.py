@@ -42,7 +42,7 @@ def _run(kind, unet, scheduler, net, x, y, gradient, seed=0, **options):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, gradient", [("uniform", "surrogate"), ("heterogeneous", "exact")])
+@pytest.mark.parametrize("kind, gradient", [("uniform", "exact"), ("heterogeneous", "surrogate")])
 def test_bfloat16_stays_within_the_justified_tolerance_on_the_shipped_models(kind, gradient):
     from art_purify.datasets import load_dataset
     from art_purify.zoo import load_classifier, load_diffusion
@@ -83,7 +83,7 @@ def _purify_and_gradient(defence, x):
 
 @pytest.mark.parametrize(
     "options, tolerance",
-    [({"channels_last": True}, 1e-6), ({"precision": "float16"}, 0.02), ({"precision": "bfloat16"}, 0.05)],
+    [({"channels_last": True}, 1e-6), ({"precision": "float16"}, 2e-3), ({"precision": "bfloat16"}, 1e-2)],
 )
 def test_each_option_against_float32_on_the_tiny_models(options, tolerance):
     x = helpers.image_batch(3, dtype=torch.float32)
@@ -94,6 +94,34 @@ def test_each_option_against_float32_on_the_tiny_models(options, tolerance):
     assert (out - reference[0]).abs().max() <= tolerance
     assert (grad - reference[1]).norm() <= tolerance * 10 * reference[1].norm()
     assert defence.precision == options.get("precision", "float32")
+
+
+def test_channels_last_reaches_the_unet():
+    """On 3 channels (a 1-channel tensor is contiguous in both layouts): the UNet sees channels-last inputs."""
+    from diffusers import UNet2DModel
+
+    from art_purify.defences.preprocessor import DiffusionPurificationPyTorch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        unet = UNet2DModel(**{**helpers.TINY_UNET, "in_channels": 3, "out_channels": 3}).eval()
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    results = {}
+    for flag in (False, True):
+        layouts = []
+        hook = unet.register_forward_pre_hook(
+            lambda module, args: layouts.append(
+                (args[0].is_contiguous(), args[0].is_contiguous(memory_format=torch.channels_last))
+            )
+        )
+        try:
+            defence = DiffusionPurificationPyTorch(unet, defence_grid=50, seed=0, channels_last=flag)
+            results[flag] = _purify_and_gradient(defence, x)
+        finally:
+            hook.remove()
+        assert layouts and set(layouts) == {(False, True) if flag else (True, False)}
+    assert torch.allclose(results[True][0], results[False][0], atol=1e-6)
+    assert torch.allclose(results[True][1], results[False][1], atol=1e-6, rtol=1e-5)
 
 
 def test_compile_unet_runs_the_compiled_unet(monkeypatch):
@@ -126,6 +154,7 @@ def test_speed_options_leave_the_unet_alone_and_reject_bad_values():
     assert next(defence.unet.parameters()).dtype == torch.float32
     for bad, message in (
         ({"precision": "int8"}, "precision must be one of"),
+        ({"precision": ["bfloat16"]}, "precision must be one of"),
         ({"channels_last": "yes"}, "channels_last must be True or False"),
         ({"compile_unet": 1}, "compile_unet must be True or False"),
     ):
@@ -137,37 +166,3 @@ def test_speed_options_leave_the_unet_alone_and_reject_bad_values():
     with pytest.raises(ValueError, match="precision must be one of"):
         _tiny(precision="float64")
     assert _tiny()[0].precision == "float32"
-
-
-@pytest.mark.slow
-def test_bfloat16_attack_outcomes_agree_with_float32_beyond_vote_noise():
-    """The same seeded PGD-EOT evaluation with the UNet in bfloat16 and in float32 on the shipped models."""
-    from art_purify.datasets import load_dataset
-    from art_purify.evaluation import AttackSettings, evaluate
-    from art_purify.evaluation.runner import tolerance
-    from art_purify.zoo import load_classifier, load_diffusion
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        unet, scheduler = load_diffusion("fashion-mnist", device="cpu")
-        net = load_classifier("fashion-mnist", device="cpu")
-        x, y = load_dataset("embedded", "test")
-        x, y = x[:8], y[:8]
-        reports = {}
-        for precision in ("float32", "bfloat16"):
-            defence = build_defence("uniform", unet, scheduler, net, gradient="surrogate", seed=0, precision=precision)
-            classifier = as_art_classifier(
-                net, input_shape=x.shape[1:], nb_classes=10, preprocessing_defences=[defence]
-            )
-            settings = AttackSettings(eps=0.1, max_iter=5, batch_size=8)
-            reports[precision] = evaluate(
-                classifier, x, y, "pgd", settings, eot=2, votes=3, sanity=False, verbose=False
-            )
-    finally:
-        torch.set_num_threads(threads)
-    full, low = reports["float32"], reports["bfloat16"]
-    assert low.settings["defence_params"][0]["precision"] == "bfloat16"
-    assert abs(low.clean_accuracy - full.clean_accuracy) <= tolerance(True, len(y))
-    assert abs(low.robust_accuracy - full.robust_accuracy) <= tolerance(True, len(y))
-    assert np.mean(np.asarray(low.robust) == np.asarray(full.robust)) >= 6 / 8
