@@ -249,8 +249,19 @@ def test_torchrun_evaluate_equals_a_single_process(tmp_path):
     assert 0 < one["evaluation"]["clean_accuracy"], "the test needs a defence that gets some images right"
     with np.load(tmp_path / "alone" / "adversarial.npz") as a, np.load(tmp_path / "split" / "adversarial.npz") as b:
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
-    refused = _cli(*args, "--seeding", "phase", "--out", tmp_path / "phase", torchrun=True)
-    assert refused.returncode != 0 and "needs --seeding batch" in refused.stderr
+
+
+def test_a_split_run_refuses_phase_seeding_and_a_bad_timeout(tmp_path, monkeypatch):
+    import contextlib
+
+    import art_purify.evaluation.command as command
+
+    monkeypatch.setattr(command, "process_group", lambda device, timeout: contextlib.nullcontext((0, 2, device)))
+    with pytest.raises(ValueError, match="needs --seeding batch"):
+        command.run_evaluate(out=tmp_path / "r", n=4, seeding="phase", device="cpu", verbose=False)
+    with pytest.raises(ValueError, match="--dist-timeout must be a positive number"):
+        command.run_evaluate(out=tmp_path / "r", n=4, dist_timeout=float("nan"), device="cpu", verbose=False)
+    assert not (tmp_path / "r").exists()  # refused before anything was written
 
 
 def test_ctrl_c_message_counts_the_saved_batches(tmp_path):
