@@ -57,7 +57,8 @@ def process_group(device: Any, timeout_min: float = 360.0) -> Iterator[Tuple[int
     1) or inside a process group the caller initialised, the group's rank and size. A group it creates (NCCL on
     CUDA, with ``cuda:LOCAL_RANK`` as the rank's device; gloo on CPU) is destroyed on exit.
 
-    :param timeout_min: How long a collective waits for the other ranks (the slowest rank's last batch).
+    :param timeout_min: How long a collective waits for the other ranks (the slowest rank's last batch); positive
+                        (:func:`run_evaluate` checks it before any group is made).
     """
     import torch
     import torch.distributed as dist
@@ -67,8 +68,6 @@ def process_group(device: Any, timeout_min: float = 360.0) -> Iterator[Tuple[int
         return
     created = not dist.is_initialized()
     if created:
-        if not math.isfinite(timeout_min) or timeout_min <= 0:
-            raise ValueError(f"--dist-timeout must be a positive number of minutes, got {timeout_min}.")
         backend = "gloo"
         if device.type == "cuda":
             local = int(os.environ.get("LOCAL_RANK", "0"))

@@ -390,12 +390,20 @@ def evaluate(  # pylint: disable=too-many-arguments,too-many-locals
         progress.update(len(plan.batches) * (1 + len(plan.names)))
         # the ranks ran in parallel: the slowest one's seconds, as a split run's wall time would count them
         carried = max(_batch_seconds(s, plan.names) for s in shards)
-    lo, hi = _clip(classifier)
+    report = _finish(plan, shard, sanity, sanity_n, eps_curve, progress)
+    report.time_s = time.time() - t_start + carried
+    return report
+
+
+def _finish(  # pylint: disable=too-many-arguments
+    plan: _Plan, shard: EvaluationShard, sanity: bool, sanity_n: int, eps_curve: Sequence[float], progress: Any
+) -> EvaluationReport:
+    """The report of a complete shard, with its sanity checks (run here, on the first ``sanity_n`` examples)."""
+    lo, hi = _clip(plan.classifier)
     report = _report(plan, shard, lo, hi, eps_curve, sanity_n)
     if sanity:
         run_sanity_checks(report, plan.runner, plan.x[:sanity_n], plan.y[:sanity_n], progress)
     progress.close()
-    report.time_s = time.time() - t_start + carried
     return report
 
 
@@ -485,21 +493,9 @@ def evaluate_distributed(  # pylint: disable=too-many-arguments,too-many-locals
     dist.gather_object(shard, gathered, dst=0)
     if rank != 0:
         return None
-    report = evaluate(
-        classifier,
-        plan.x,
-        plan.y,
-        plan.names,
-        plan.settings,
-        eot,
-        votes,
-        seed,
-        sanity,
-        sanity_n,
-        eps_curve,
-        verbose=verbose,
-        cascade=cascade,
-        shards=gathered,
+    merged = merge_shards(gathered or [])  # every rank ran the same plan (checked above): no second probe
+    report = _finish(
+        plan, merged, sanity, sanity_n, eps_curve, tqdm(total=4 if sanity else 0, disable=not verbose, leave=False)
     )
     # the split run's wall time, plus (after a resume) the longest any rank had spent on the batches it loaded
     report.time_s = time.time() - t_start + max(s.loaded_s for s in (gathered or []))
