@@ -7,6 +7,7 @@ from __future__ import annotations
 import platform
 from typing import Any, ContextManager, Dict, List, Optional
 
+import numpy as np
 import torch
 
 
@@ -120,6 +121,74 @@ def step_generator(seed: int, step: int, device: Optional[torch.device] = None) 
     generator = torch.Generator(device=device if device is not None else "cpu")
     generator.manual_seed((int(seed) * 1_000_003 + int(step)) % (2**63 - 1))
     return generator
+
+
+def keyed_seed(seed: int, key: int) -> int:
+    """A 63-bit seed from ``(seed, key)`` alone (numpy's ``SeedSequence``: stable across processes and versions)."""
+    state = np.random.SeedSequence([int(seed), int(key)]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31 | int(state[1]) >> 1) & (2**63 - 1)
+
+
+class KeyedStreams:
+    """
+    One random stream per example: row ``i`` of every draw comes from its own CPU ``torch.Generator`` seeded from
+    ``(seed, keys[i])`` (:func:`keyed_seed`) and is then moved to the requested device. An example's draws therefore
+    depend on the seed, its key and the order of the draws alone: not on the batch it is in, its position there, the
+    other rows, or the device (a CUDA run gets the same noise as a CPU run).
+
+    Pass it wherever the package's samplers take a ``torch.Generator`` (:func:`random_normal`,
+    :func:`random_uniform` accept both). Slicing (``streams[2:5]``) gives the streams of those rows, which continue
+    where they are; :meth:`restarted` gives fresh streams with the same keys.
+    """
+
+    def __init__(self, seed: int, keys: Any, generators: Optional[List[torch.Generator]] = None) -> None:
+        self.seed = int(seed)
+        self.keys = [int(k) for k in keys]
+        if generators is None:
+            generators = [torch.Generator().manual_seed(keyed_seed(self.seed, k)) for k in self.keys]
+        self.generators = generators
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, rows: slice) -> "KeyedStreams":
+        return KeyedStreams(self.seed, self.keys[rows], self.generators[rows])
+
+    def restarted(self) -> "KeyedStreams":
+        """New streams with the same keys, at their first draw."""
+        return KeyedStreams(self.seed, self.keys)
+
+    def draw(self, fn: Any, shape: Any, device: Any = None, dtype: Optional[torch.dtype] = None, row_dim: int = 0):
+        """``fn(shape_without_row_dim, generator=g)`` per row (``fn``: ``torch.randn`` or ``torch.rand``), stacked
+        along ``row_dim``."""
+        shape = tuple(int(s) for s in shape)
+        if shape[row_dim] != len(self.keys):
+            raise ValueError(f"a draw of shape {shape} has {shape[row_dim]} rows but there are {len(self.keys)} keys.")
+        per_row = shape[:row_dim] + shape[row_dim + 1 :]
+        dtype = dtype or torch.get_default_dtype()
+        rows = [fn(per_row, generator=g, dtype=dtype) for g in self.generators]
+        return torch.stack(rows, dim=row_dim).to(device)
+
+
+def random_normal(shape: Any, generator: Any, device: Any, dtype: Optional[torch.dtype] = None, row_dim: int = 0):
+    """``torch.randn(shape)`` from ``generator``: a ``torch.Generator`` (one stream for the whole tensor) or
+    :class:`KeyedStreams` (one stream per row along ``row_dim``)."""
+    if isinstance(generator, KeyedStreams):
+        return generator.draw(torch.randn, shape, device, dtype, row_dim)
+    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
+
+def random_uniform(shape: Any, generator: Any, device: Any, dtype: Optional[torch.dtype] = None, row_dim: int = 0):
+    """``torch.rand(shape)`` from a ``torch.Generator`` or :class:`KeyedStreams` (see :func:`random_normal`)."""
+    if isinstance(generator, KeyedStreams):
+        return generator.draw(torch.rand, shape, device, dtype, row_dim)
+    return torch.rand(shape, generator=generator, device=device, dtype=dtype)
+
+
+def stream_rows(generator: Any, rows: slice) -> Any:
+    """The part of ``generator`` that draws for ``rows``: the streams of those rows for :class:`KeyedStreams`, the
+    generator itself otherwise (one stream for every row)."""
+    return generator[rows] if isinstance(generator, KeyedStreams) else generator
 
 
 def machine_description() -> Dict[str, str]:

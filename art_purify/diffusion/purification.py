@@ -2,7 +2,8 @@
 # Copyright (c) 2026 art_purify developers
 """Purification samplers: uniform (DiffPure-style) and heterogeneous (saliency-guided two-level noise).
 
-Both work in model space ([-1, 1]), take every random draw from an explicit ``torch.Generator``, and are plain
+Both work in model space ([-1, 1]), take every random draw from an explicit ``torch.Generator`` (or per-example
+:class:`~art_purify.utils.KeyedStreams`, the fixed-noise mode of the defences), and are plain
 differentiable torch code: with ``gradient_checkpointing=True`` each UNet call is wrapped in ``torch.utils.checkpoint``
 so that
 the memory of an exact backward pass does not grow with the number of steps (the noise of a step is drawn before
@@ -20,18 +21,19 @@ and makes one UNet call per move.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, ContextManager, Optional
+from typing import Any, Callable, ContextManager
 
 import torch
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from art_purify.diffusion.sampling import ddim_step, diffuse, grid_timesteps
 from art_purify.diffusion.schedule import DiffusionSchedule
-from art_purify.utils import frozen
+from art_purify.utils import frozen, random_normal
 
 
-def _randn_like(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+def _randn_like(x: torch.Tensor, generator: Any) -> torch.Tensor:
+    """Noise like ``x`` from a ``torch.Generator`` or per-example :class:`~art_purify.utils.KeyedStreams`."""
+    return random_normal(x.shape, generator, x.device, x.dtype)
 
 
 def _run(fn: Callable, block: ContextManager, gradient_checkpointing: bool, *args):
@@ -53,7 +55,7 @@ def uniform_purify(
     schedule: DiffusionSchedule,
     t_star: int,
     grid: int,
-    generator: Optional[torch.Generator] = None,
+    generator: Any = None,
     eta: float = 0.0,
     gradient_checkpointing: bool = False,
 ) -> torch.Tensor:
@@ -88,7 +90,7 @@ def heterogeneous_purify(
     t_low: int,
     grid: int,
     jump: int,
-    generator: Optional[torch.Generator] = None,
+    generator: Any = None,
     gradient_checkpointing: bool = False,
 ) -> torch.Tensor:
     """

@@ -8,7 +8,7 @@ from art_purify.defences.preprocessor.base_diffusion_purifier_pytorch import (
     BaseDiffusionPurifierPyTorch,
 )
 from art_purify.defences.preprocessor.diffusion_purification_pytorch import DiffusionPurificationPyTorch
-from art_purify.defences.preprocessor.eot import expand_for_eot
+from art_purify.defences.preprocessor.eot import NOISE_MODES, FixedNoiseMixin, expand_for_eot
 from art_purify.defences.preprocessor.heterogeneous_diffusion_purification_pytorch import (
     HeterogeneousDiffusionPurificationPyTorch,
 )
@@ -26,7 +26,9 @@ __all__ = [
     "ActivationSaliency",
     "BaseDiffusionPurifierPyTorch",
     "DiffusionPurificationPyTorch",
+    "FixedNoiseMixin",
     "HeterogeneousDiffusionPurificationPyTorch",
+    "NOISE_MODES",
     "RT_PRESETS",
     "RandomMaskingPyTorch",
     "ReconstructionSearchPyTorch",

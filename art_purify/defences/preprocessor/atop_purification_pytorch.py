@@ -9,18 +9,18 @@ generator that restores the image.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 from tqdm.auto import tqdm
 
-from art_purify.defences.preprocessor.eot import SeededStreamMixin, expand_for_eot
+from art_purify.defences.preprocessor.eot import FixedNoiseMixin, expand_for_eot
 from art_purify.defences.preprocessor.random_masking_pytorch import RandomMaskingPyTorch
 from art_purify.defences.preprocessor.validation import validate_images
 from art_purify.diffusion.sampling import from_model_space, to_model_space
-from art_purify.utils import AtomicParamsMixin, follow_device, frozen, module_dtype
+from art_purify.utils import AtomicParamsMixin, follow_device, frozen, module_dtype, stream_rows
 
 
 def inpaint(
@@ -47,7 +47,7 @@ def inpaint(
     return coarse, refined
 
 
-class AToPPurificationPyTorch(SeededStreamMixin, AtomicParamsMixin, PreprocessorPyTorch):
+class AToPPurificationPyTorch(FixedNoiseMixin, AtomicParamsMixin, PreprocessorPyTorch):
     """
     AToP purification: the random transform (:class:`RandomMaskingPyTorch`, RT1 / RT2 / RT3), then the purifier
     network's refined output over the whole image; with several masks (RT3) the completions are combined by
@@ -64,7 +64,9 @@ class AToPPurificationPyTorch(SeededStreamMixin, AtomicParamsMixin, Preprocessor
     defence in :class:`~art_purify.defences.preprocessor.StraightThroughPyTorch`.
 
     Randomness and EOT as for :class:`RandomMaskingPyTorch`: the draws come from this defence's own generator
-    (``seed``), not from the transform's (whose ``seed`` and ``nb_eot`` this defence does not use).
+    (``seed``), not from the transform's (whose ``seed``, ``nb_eot`` and ``noise`` this defence does not use);
+    ``noise="fixed"`` fixes each example's draws by ``seed`` and its key (DW-box, see
+    :class:`~art_purify.defences.preprocessor.eot.FixedNoiseMixin`).
 
     :param generator: The purifier network (used frozen call by call; its own state is left as it is).
     :param transform: The random transform (default: RT2, ``RandomMaskingPyTorch.preset("rt2")``).
@@ -73,9 +75,11 @@ class AToPPurificationPyTorch(SeededStreamMixin, AtomicParamsMixin, Preprocessor
     :param batch_size: Images per generator call (inputs times masks).
     :param clip_values: ``(min, max)`` of the inputs; the transform's (``None``) by default, and they must agree.
     :param channels_first: ``(N, C, H, W)`` if True, else ``(N, H, W, C)``.
+    :param noise: ``"fresh"`` (new draws every call) or ``"fixed"`` (per-example draws fixed by ``seed`` and the keys
+                  of :meth:`set_noise_keys`; needs a seed and ``nb_eot=1``).
     """
 
-    params = ["nb_eot", "seed", "batch_size", "clip_values", "channels_first"]
+    params = ["nb_eot", "seed", "batch_size", "clip_values", "channels_first", "noise"]
     #: Random: the evaluation suite votes over draws and reseeds it per phase.
     stochastic = True
 
@@ -92,6 +96,7 @@ class AToPPurificationPyTorch(SeededStreamMixin, AtomicParamsMixin, Preprocessor
         apply_predict: bool = True,
         device_type: str = "gpu",
         verbose: bool = False,
+        noise: str = "fresh",
     ):
         super().__init__(device_type=device_type, is_fitted=True, apply_fit=apply_fit, apply_predict=apply_predict)
         if not isinstance(generator, torch.nn.Module):
@@ -107,6 +112,7 @@ class AToPPurificationPyTorch(SeededStreamMixin, AtomicParamsMixin, Preprocessor
         self.clip_values = tuple(transform.clip_values) if clip_values is None else clip_values
         self.channels_first = channels_first
         self.verbose = verbose
+        self.noise = noise
         self._generators = {}
         self._check_params()
 
@@ -125,11 +131,13 @@ class AToPPurificationPyTorch(SeededStreamMixin, AtomicParamsMixin, Preprocessor
             )
         if not isinstance(self.channels_first, bool):
             raise ValueError(f"channels_first must be a bool, got {self.channels_first!r}.")
+        self._check_noise()
 
-    def purify(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def purify(self, x: torch.Tensor, generator: Any) -> torch.Tensor:
         """
         Purify channels-first images ``x`` (values in ``clip_values``, the generator's dtype) with draws from
-        ``generator``, differentiably in ``x`` (the purifier network runs frozen); batched by ``batch_size`` over
+        ``generator`` (a ``torch.Generator``, or per-example :class:`~art_purify.utils.KeyedStreams`), differentiably
+        in ``x`` (the purifier network runs frozen); batched by ``batch_size`` over
         inputs times masks.
         """
         clip = (float(self.clip_values[0]), float(self.clip_values[1]))
@@ -139,7 +147,8 @@ class AToPPurificationPyTorch(SeededStreamMixin, AtomicParamsMixin, Preprocessor
         chunks = range(0, x.shape[0], per_call)
         with frozen(self.generator):
             for i in tqdm(chunks, desc=type(self).__name__, disable=not self.verbose or len(chunks) == 1):
-                transformed, masks = self.transform.sample(x[i : i + per_call], generator)
+                rows = slice(i, i + per_call)
+                transformed, masks = self.transform.sample(x[rows], stream_rows(generator, rows))
                 flat = to_model_space(transformed.flatten(0, 1), clip)
                 refined = inpaint(self.generator, flat, masks.flatten(0, 1))[1]
                 completions = from_model_space(refined, clip, clamp=True).view(transformed.shape)
@@ -164,13 +173,14 @@ class AToPPurificationPyTorch(SeededStreamMixin, AtomicParamsMixin, Preprocessor
         x_cf, y = expand_for_eot(x_cf, y, self.nb_eot)
         follow_device(self.generator, x.device)
         work = x_cf.to(module_dtype(self.generator))
-        stream = self._generator(x.device)
-        before = stream.get_state()
+        stream = self._noise_source(x_cf, x.device)
+        before = stream.get_state() if isinstance(stream, torch.Generator) else None
         try:
             with torch.enable_grad() if torch.is_grad_enabled() and x.requires_grad else torch.no_grad():
                 out = self.purify(work, stream)
         except BaseException:
-            stream.set_state(before)  # a call that fails draws nothing
+            if before is not None:
+                stream.set_state(before)  # a call that fails draws nothing
             raise
         if not self.channels_first:
             out = out.permute(0, 2, 3, 1)

@@ -12,12 +12,12 @@ import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 from tqdm.auto import tqdm
 
-from art_purify.defences.preprocessor.eot import SeededStreamMixin, expand_for_eot
+from art_purify.defences.preprocessor.eot import FixedNoiseMixin, expand_for_eot
 from art_purify.defences.preprocessor.validation import validate_images
 from art_purify.diffusion.sampling import from_model_space, to_model_space
 from art_purify.diffusion.schedule import DiffusionSchedule
 from art_purify.models.accelerated import PRECISIONS, AcceleratedNoiseModel
-from art_purify.utils import AtomicParamsMixin, follow_device, module_dtype
+from art_purify.utils import AtomicParamsMixin, KeyedStreams, follow_device, module_dtype, stream_rows
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 GRADIENT_MODES = ("exact", "surrogate")
 
 
-class BaseDiffusionPurifierPyTorch(SeededStreamMixin, AtomicParamsMixin, PreprocessorPyTorch):
+class BaseDiffusionPurifierPyTorch(FixedNoiseMixin, AtomicParamsMixin, PreprocessorPyTorch):
     """
     Base class of the diffusion purifiers (:class:`DiffusionPurificationPyTorch`,
     :class:`HeterogeneousDiffusionPurificationPyTorch`); not a defence itself. Subclasses implement
@@ -59,6 +59,12 @@ class BaseDiffusionPurifierPyTorch(SeededStreamMixin, AtomicParamsMixin, Preproc
     gradient of that mixed-precision function); ``channels_last=True`` feeds the UNet channels-last tensors;
     ``compile_unet=True`` runs ``torch.compile`` on it (first call slow). EOT samples are already batched into one
     UNet call per step: the ``nb_eot`` copies of a batch are purified together, ``batch_size`` rows at a time.
+
+    Noise: ``noise="fresh"`` (default) draws new noise on every call from the defence's seeded stream;
+    ``noise="fixed"`` is the deterministic white-box (DW-box) mode of
+    :class:`~art_purify.defences.preprocessor.eot.FixedNoiseMixin`: every example's noise is fixed by ``seed`` and
+    its key (:meth:`set_noise_keys`), and an attacker differentiates that deterministic function exactly (or, with
+    ``gradient="surrogate"``, its short process fed the same example's noise).
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class BaseDiffusionPurifierPyTorch(SeededStreamMixin, AtomicParamsMixin, Preproc
         precision: str = "float32",
         channels_last: bool = False,
         compile_unet: bool = False,
+        noise: str = "fresh",
     ):
         super().__init__(device_type=device_type, is_fitted=True, apply_fit=apply_fit, apply_predict=apply_predict)
         if not isinstance(unet, torch.nn.Module):
@@ -105,6 +112,7 @@ class BaseDiffusionPurifierPyTorch(SeededStreamMixin, AtomicParamsMixin, Preproc
         self.precision = precision
         self.channels_last = channels_last
         self.compile_unet = compile_unet
+        self.noise = noise
         self._generators = {}
         self._accelerated: Dict[Tuple[Any, ...], AcceleratedNoiseModel] = {}  # not a Module attribute: not hashed
 
@@ -125,6 +133,7 @@ class BaseDiffusionPurifierPyTorch(SeededStreamMixin, AtomicParamsMixin, Preproc
         for name in ("channels_last", "compile_unet"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+        self._check_noise()
 
     def _noise_model(self) -> torch.nn.Module:
         """The UNet as the samplers call it: itself, or wrapped for the speed options (one wrapper per setting, so
@@ -172,21 +181,26 @@ class BaseDiffusionPurifierPyTorch(SeededStreamMixin, AtomicParamsMixin, Preproc
         x_cf, y = expand_for_eot(x_cf, y, self.nb_eot)
         follow_device(self.unet, x.device)
         work = x_cf.to(self._model_dtype())
-        generator = self._generator(x.device)
+        source = self._noise_source(x_cf, x.device)
         outs = []
         chunks = range(0, work.shape[0], self.batch_size)
         for i in tqdm(chunks, desc=type(self).__name__, disable=not self.verbose or len(chunks) == 1):
             chunk = work[i : i + self.batch_size]
+            part = stream_rows(source, slice(i, i + self.batch_size))
+
+            def noise(part=part):  # fixed noise: each process of the chunk starts its examples' streams afresh
+                return part.restarted() if isinstance(part, KeyedStreams) else part
+
             state = self._prepare(chunk.detach())
             if not need_grad:
                 with torch.no_grad():
-                    outs.append(self._purify_chunk(chunk, self.defence_grid, state, generator, False))
+                    outs.append(self._purify_chunk(chunk, self.defence_grid, state, noise(), False))
             elif self.gradient == "exact":
-                outs.append(self._purify_chunk(chunk, self.defence_grid, state, generator, self.gradient_checkpointing))
+                outs.append(self._purify_chunk(chunk, self.defence_grid, state, noise(), self.gradient_checkpointing))
             else:  # surrogate
                 with torch.no_grad():
-                    full = self._purify_chunk(chunk, self.defence_grid, state, generator, False)
-                sur = self._purify_chunk(chunk, self.attack_grid, state, generator, self.gradient_checkpointing)
+                    full = self._purify_chunk(chunk, self.defence_grid, state, noise(), False)
+                sur = self._purify_chunk(chunk, self.attack_grid, state, noise(), self.gradient_checkpointing)
                 outs.append(full + (sur - sur.detach()))
         out = torch.cat(outs)  # in the networks' dtype (see the class docstring)
         if not self.channels_first:

@@ -55,6 +55,8 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
     :param apply_predict: Apply in ``predict`` (default True).
     :param device_type: ``"gpu"`` or ``"cpu"`` for numpy calls (``forward`` follows the input's device).
     :param verbose: Progress bar over internal batches.
+    :param noise: ``"fresh"`` (new noise every call) or ``"fixed"`` (per-example noise fixed by ``seed`` and the keys
+                  of :meth:`set_noise_keys`: the deterministic white-box mode; needs a seed and ``nb_eot=1``).
     """
 
     params = [
@@ -73,6 +75,7 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         "precision",
         "channels_last",
         "compile_unet",
+        "noise",
     ]
 
     def __init__(
@@ -97,6 +100,7 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         precision: str = "float32",
         channels_last: bool = False,
         compile_unet: bool = False,
+        noise: str = "fresh",
     ):
         super().__init__(
             unet,
@@ -117,6 +121,7 @@ class DiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
             precision=precision,
             channels_last=channels_last,
             compile_unet=compile_unet,
+            noise=noise,
         )
         self.t_star = t_star
         self.sampler = sampler

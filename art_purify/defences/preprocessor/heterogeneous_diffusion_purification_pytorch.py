@@ -52,6 +52,9 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
     :param jump: Single-step resampling jump ``U`` (paper: 10; 0 disables).
     :param defence_grid: Grid of the defence (paper: 200, i.e. 40 UNet calls from 200).
     :param attack_grid: Grid of the surrogate (paper: 10, two UNet calls).
+    :param noise: ``"fresh"`` (new noise every call) or ``"fixed"`` (per-example noise fixed by ``seed`` and the keys
+                  of :meth:`set_noise_keys`: the deterministic white-box mode; needs a seed and ``nb_eot=1``). The
+                  saliency mask is deterministic in both.
     """
 
     params = [
@@ -73,6 +76,7 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         "precision",
         "channels_last",
         "compile_unet",
+        "noise",
     ]
 
     def __init__(
@@ -102,6 +106,7 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
         precision: str = "float32",
         channels_last: bool = False,
         compile_unet: bool = False,
+        noise: str = "fresh",
     ):
         super().__init__(
             unet,
@@ -122,6 +127,7 @@ class HeterogeneousDiffusionPurificationPyTorch(BaseDiffusionPurifierPyTorch):
             precision=precision,
             channels_last=channels_last,
             compile_unet=compile_unet,
+            noise=noise,
         )
         # the defence sits in the classifier's preprocessing chain: the classifier takes the defence's layout
         self.saliency = ActivationSaliency(

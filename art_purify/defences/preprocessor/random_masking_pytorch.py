@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
-from art_purify.defences.preprocessor.eot import SeededStreamMixin, expand_for_eot
+from art_purify.defences.preprocessor.eot import FixedNoiseMixin, expand_for_eot
 from art_purify.defences.preprocessor.validation import validate_images
-from art_purify.utils import AtomicParamsMixin
+from art_purify.utils import AtomicParamsMixin, random_normal, random_uniform
 
 #: AToP's three transforms as parameters of :class:`RandomMaskingPyTorch` (block size and fraction as the paper's
 #: 32-pixel blocks, 25 % missing, at 256 x 256, scaled to 4-pixel blocks at 28 x 28).
@@ -33,7 +33,7 @@ def _is_int(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, np.integer))
 
 
-class RandomMaskingPyTorch(SeededStreamMixin, AtomicParamsMixin, PreprocessorPyTorch):
+class RandomMaskingPyTorch(FixedNoiseMixin, AtomicParamsMixin, PreprocessorPyTorch):
     """
     Random block masking, AToP's perturbation-destroying transform (RT), with exact gradients.
 
@@ -54,7 +54,9 @@ class RandomMaskingPyTorch(SeededStreamMixin, AtomicParamsMixin, PreprocessorPyT
     :class:`~art_purify.defences.preprocessor.AToPPurificationPyTorch`.
 
     Randomness: fresh draws on every call, from the defence's own ``torch.Generator`` seeded by ``seed`` (see
-    :class:`~art_purify.defences.preprocessor.eot.SeededStreamMixin`); the global RNG is not used. EOT: with
+    :class:`~art_purify.defences.preprocessor.eot.SeededStreamMixin`); the global RNG is not used. With
+    ``noise="fixed"`` each example's draws are fixed by ``seed`` and its key instead (DW-box, see
+    :class:`~art_purify.defences.preprocessor.eot.FixedNoiseMixin`). EOT: with
     ``nb_eot > 1`` a loss-gradient call expands every input into ``nb_eot`` draws (see
     :func:`~art_purify.defences.preprocessor.eot.expand_for_eot`); ``predict`` gets one row per input.
 
@@ -69,11 +71,24 @@ class RandomMaskingPyTorch(SeededStreamMixin, AtomicParamsMixin, PreprocessorPyT
     :param seed: Seed of the defence's draws (``None``: a fresh random seed).
     :param clip_values: ``(min, max)`` of the inputs.
     :param channels_first: ``(N, C, H, W)`` if True, else ``(N, H, W, C)``.
+    :param noise: ``"fresh"`` (new draws every call) or ``"fixed"`` (each example's mask and noise fixed by ``seed``
+                  and its key, see :meth:`set_noise_keys`: the deterministic white-box mode; needs a seed and
+                  ``nb_eot=1``).
     :param dtype: The output's dtype (float32 by default, what classifiers take: ART hands float64 numpy data to
                   ``forward`` as float64; the gradient still reaches the float64 input); ``None`` keeps the input's.
     """
 
-    params = ["block_size", "mask_fraction", "noise_std", "nb_masks", "nb_eot", "seed", "clip_values", "channels_first"]
+    params = [
+        "block_size",
+        "mask_fraction",
+        "noise_std",
+        "nb_masks",
+        "nb_eot",
+        "seed",
+        "clip_values",
+        "channels_first",
+        "noise",
+    ]
     #: Random: the evaluation suite votes over draws and reseeds it per phase.
     stochastic = True
 
@@ -92,6 +107,7 @@ class RandomMaskingPyTorch(SeededStreamMixin, AtomicParamsMixin, PreprocessorPyT
         apply_predict: bool = True,
         device_type: str = "gpu",
         verbose: bool = False,
+        noise: str = "fresh",
     ):
         super().__init__(device_type=device_type, is_fitted=True, apply_fit=apply_fit, apply_predict=apply_predict)
         if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
@@ -106,6 +122,7 @@ class RandomMaskingPyTorch(SeededStreamMixin, AtomicParamsMixin, PreprocessorPyT
         self.clip_values = clip_values
         self.channels_first = channels_first
         self.verbose = verbose
+        self.noise = noise
         self._generators = {}
         self._check_params()
 
@@ -140,6 +157,7 @@ class RandomMaskingPyTorch(SeededStreamMixin, AtomicParamsMixin, PreprocessorPyT
             raise ValueError(f"clip_values must be (min, max) with min < max, got {self.clip_values!r}.")
         if not isinstance(self.channels_first, bool):
             raise ValueError(f"channels_first must be a bool, got {self.channels_first!r}.")
+        self._check_noise()
 
     # ------------------------------------------------------------------ the transform
     def blocks_per_mask(self, height: int, width: int) -> Tuple[int, int]:
@@ -153,12 +171,13 @@ class RandomMaskingPyTorch(SeededStreamMixin, AtomicParamsMixin, PreprocessorPyT
             )
         return blocks, hidden
 
-    def sample(self, x: torch.Tensor, generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, x: torch.Tensor, generator: Any) -> Tuple[torch.Tensor, torch.Tensor]:
         """
         Draw the transform for channels-first images ``x`` (values in ``clip_values``), differentiably in ``x``.
 
         Draw order (fixed, so that a seed replays): one uniform number per block and image (the blocks' random
-        order), then, with ``noise_std > 0``, the noise of every mask.
+        order), then, with ``noise_std > 0``, the noise of every mask. ``generator``: a ``torch.Generator`` or
+        per-example :class:`~art_purify.utils.KeyedStreams` (fixed noise).
 
         :return: ``(transformed, masks)``: ``(nb_masks, N, C, H, W)`` images in ``clip_values`` with the missing
                  pixels at the middle of the range, and ``(nb_masks, N, 1, H, W)`` masks in ``x``'s dtype, 1 where a
@@ -168,7 +187,7 @@ class RandomMaskingPyTorch(SeededStreamMixin, AtomicParamsMixin, PreprocessorPyT
         size = int(self.block_size)
         rows, cols = math.ceil(height / size), math.ceil(width / size)
         blocks, hidden = self.blocks_per_mask(height, width)
-        rank = torch.rand((n, blocks), generator=generator, device=x.device).argsort(1).argsort(1)
+        rank = random_uniform((n, blocks), generator, x.device).argsort(1).argsort(1)
         first = torch.arange(self.nb_masks, device=x.device).view(-1, 1, 1) * hidden
         grid = ((rank.unsqueeze(0) >= first) & (rank.unsqueeze(0) < first + hidden)).to(x.dtype)
         grid = grid.view(self.nb_masks, n, 1, rows, cols)
@@ -176,7 +195,7 @@ class RandomMaskingPyTorch(SeededStreamMixin, AtomicParamsMixin, PreprocessorPyT
         lo, hi = float(self.clip_values[0]), float(self.clip_values[1])
         images = x.unsqueeze(0).expand(self.nb_masks, *x.shape)
         if float(self.noise_std) > 0:
-            noise = torch.randn(images.shape, generator=generator, device=x.device, dtype=x.dtype)
+            noise = random_normal(images.shape, generator, x.device, x.dtype, row_dim=1)
             images = torch.clamp(images + float(self.noise_std) * (hi - lo) * noise, lo, hi)
         return images * (1.0 - masks) + 0.5 * (lo + hi) * masks, masks
 
@@ -204,7 +223,7 @@ class RandomMaskingPyTorch(SeededStreamMixin, AtomicParamsMixin, PreprocessorPyT
         x_cf, y = expand_for_eot(x_cf, y, self.nb_eot)
         self.blocks_per_mask(x_cf.shape[2], x_cf.shape[3])  # before any draw: a size that does not fit changes nothing
         work = x_cf if self.dtype is None else x_cf.to(self.dtype)
-        out = self.combine(*self.sample(work, self._generator(x.device)))
+        out = self.combine(*self.sample(work, self._noise_source(x_cf, x.device)))
         if not self.channels_first:
             out = out.permute(0, 2, 3, 1)
         return out, y
