@@ -315,9 +315,9 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
     )
     p.add_argument(
         "--gradient",
-        default="exact",
+        default=None,
         choices=list(dict.fromkeys((*GRADIENT_MODES, *SEARCH_GRADIENT_MODES))),
-        help="Gradient the defence gives the white-box attacks (default exact): exact or surrogate for the "
+        help="Gradient the defence gives the white-box attacks (default: the preset's, exact): exact or surrogate for the "
         "diffusion purifiers, exact, truncated (the last --unrolled-steps steps unrolled, cheaper) or bpda (a "
         "reference only) for the reconstruction search; --attack bpda runs the BPDA reference for any defence.",
     )
@@ -328,6 +328,13 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
         type=float,
         default=AttackSettings.ere_weight,
         help="Weight of the ERE term of the reconstruction-aware attack (default " f"{AttackSettings.ere_weight}).",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=AttackSettings.temperature,
+        help="Temperature of the resubmission attack's soft maximum over EOT draws (default "
+        f"{AttackSettings.temperature}; large: PGD-EOT's mean, small: the weakest draw).",
     )
     speed = p.add_argument_group("speed options of the diffusion defences (see docs/scale.md)")
     speed.add_argument(
@@ -703,6 +710,7 @@ def _cmd_evaluate(args, command: str) -> int:
             sanity_n=args.sanity_n,
             eps_curve=None if args.eps_curve is None else parse_factors(args.eps_curve),
             ere_weight=args.ere_weight,
+            temperature=args.temperature,
             search={name: getattr(args, f"search_{name}") for _, name, _ in SEARCH_OPTIONS},
             classifier=args.classifier,
             classifier_weights=args.classifier_weights,

@@ -12,6 +12,7 @@ from art_purify.evaluation.attacks import (
 )
 from art_purify.evaluation.defences import DEFENCES, build_defence
 from art_purify.evaluation.reconstruction_aware_pgd import ReconstructionAwarePGD
+from art_purify.evaluation.resubmission_pgd import ResubmissionPGD
 from art_purify.evaluation.report import format_table, load_report, save_figure, save_report, summary_table
 from art_purify.evaluation.results import AttackOutcome, EvaluationReport, SanityCheck
 from art_purify.evaluation.sharding import EvaluationShard, merge_shards
@@ -28,6 +29,7 @@ __all__ = [
     "EvaluationShard",
     "PRESETS",
     "ReconstructionAwarePGD",
+    "ResubmissionPGD",
     "SanityCheck",
     "as_art_classifier",
     "build_attack",

@@ -11,6 +11,7 @@ import numpy as np
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
 from art_purify.evaluation.reconstruction_aware_pgd import ReconstructionAwarePGD, ere_defence_of
+from art_purify.evaluation.resubmission_pgd import ResubmissionPGD
 
 #: Attack names understood by :func:`build_attack`, in the order the suite runs them.
 ATTACKS = (
@@ -19,6 +20,9 @@ ATTACKS = (
     "apgd-ce",
     "apgd-dlr",
     "autoattack",
+    "pgd-dw",
+    "apgd-dw",
+    "resubmission",
     "reconstruction-aware",
     "bpda",
     "transfer-fgsm",
@@ -35,9 +39,26 @@ ALIASES = {
     "aware": "reconstruction-aware",
     "fgsm-transfer": "transfer-fgsm",
     "pgd-transfer": "transfer-pgd",
+    "dw-pgd": "pgd-dw",
+    "dw-apgd": "apgd-dw",
+    "apgd-ce-dw": "apgd-dw",
+    "resubmission-pgd": "resubmission",
 }
 #: Attacks that follow the true gradient of the defended classifier (EOT-averaged for random defences).
-WHITE_BOX = ("pgd", "pgd-l2", "apgd-ce", "apgd-dlr", "autoattack", "reconstruction-aware")
+WHITE_BOX = (
+    "pgd",
+    "pgd-l2",
+    "apgd-ce",
+    "apgd-dlr",
+    "autoattack",
+    "pgd-dw",
+    "apgd-dw",
+    "resubmission",
+    "reconstruction-aware",
+)
+#: Deterministic white-box attacks: run with every random defence's noise FIXED per example (``noise="fixed"``) and
+#: known to the attacker, no EOT; their success is also judged with that fixed noise (Liu et al., ICLR 2025).
+DW_BOX = ("pgd-dw", "apgd-dw")
 #: Attacks made against the classifier WITHOUT its defences and then fed through them (references, never robustness:
 #: AToP's training attack, and what its paper's notebooks print as "BPDA").
 TRANSFER = ("transfer-fgsm", "transfer-pgd")
@@ -50,6 +71,9 @@ LABELS = {
     "apgd-ce": "APGD-CE",
     "apgd-dlr": "APGD-DLR",
     "autoattack": "AutoAttack",
+    "pgd-dw": "DW-box PGD (noise fixed and known)",
+    "apgd-dw": "DW-box APGD-CE (noise fixed and known)",
+    "resubmission": "Resubmission-aware PGD",
     "reconstruction-aware": "Reconstruction-aware PGD",
     "bpda": "BPDA (reference only)",
     "transfer-fgsm": "FGSM transfer from the undefended classifier (reference only)",
@@ -73,6 +97,8 @@ class AttackSettings:
     :param batch_size: Attack batch size.
     :param ere_weight: Weight of the ERE term of the ``reconstruction-aware`` attack
                        (:class:`~art_purify.evaluation.ReconstructionAwarePGD`).
+    :param temperature: Temperature of the ``resubmission`` attack's soft maximum over draws
+                        (:class:`~art_purify.evaluation.ResubmissionPGD`).
     """
 
     eps: float = 0.1
@@ -84,6 +110,7 @@ class AttackSettings:
     square_queries: int = 100
     batch_size: int = 64
     ere_weight: float = 0.5
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if self.eps_step is None:
@@ -102,6 +129,8 @@ class AttackSettings:
                 raise ValueError(f"{name} must be a positive number, got {value!r}.")
         if not np.isfinite(self.ere_weight) or self.ere_weight < 0:
             raise ValueError(f"ere_weight must be a non-negative number, got {self.ere_weight!r}.")
+        if not np.isfinite(self.temperature) or self.temperature <= 0:
+            raise ValueError(f"temperature must be a positive number, got {self.temperature!r}.")
 
     def to_json(self) -> Dict:
         return asdict(self)
@@ -198,7 +227,7 @@ def build_attack(name: str, classifier: Any, settings: AttackSettings, verbose: 
     targeted APGD and FAB, which ART does not offer for PyTorch preprocessors).
     """
     name = parse_attacks(name)[0]
-    if name in ("pgd", "bpda", "transfer-pgd"):
+    if name in ("pgd", "bpda", "transfer-pgd", "pgd-dw"):
         return _pgd(classifier, settings, np.inf, verbose)
     if name == "transfer-fgsm":
         from art.attacks.evasion import FastGradientMethod
@@ -206,12 +235,23 @@ def build_attack(name: str, classifier: Any, settings: AttackSettings, verbose: 
         return FastGradientMethod(classifier, norm=np.inf, eps=settings.eps, batch_size=settings.batch_size)
     if name == "pgd-l2":
         return _pgd(classifier, settings, 2, verbose)
-    if name == "apgd-ce":
+    if name in ("apgd-ce", "apgd-dw"):
         return _apgd(classifier, settings, "cross_entropy", verbose)
     if name == "apgd-dlr":
         return _apgd(classifier, settings, "difference_logits_ratio", verbose)
     if name == "square":
         return _square(classifier, settings, verbose)
+    if name == "resubmission":
+        assert settings.eps_step is not None  # set by AttackSettings.__post_init__
+        return ResubmissionPGD(
+            classifier,
+            eps=settings.eps,
+            eps_step=settings.eps_step,
+            max_iter=settings.max_iter,
+            temperature=settings.temperature,
+            batch_size=settings.batch_size,
+            verbose=verbose,
+        )
     if name == "reconstruction-aware":
         assert settings.eps_step is not None  # set by AttackSettings.__post_init__
         return ReconstructionAwarePGD(

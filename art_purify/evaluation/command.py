@@ -103,6 +103,7 @@ def resolve_options(  # pylint: disable=too-many-arguments
     sanity_n: Optional[int] = None,
     eps_curve: Optional[Sequence[float]] = None,
     ere_weight: float = AttackSettings.ere_weight,
+    temperature: float = AttackSettings.temperature,
 ) -> Dict[str, Any]:
     """Fill the options left as ``None`` from the preset (``PRESETS[preset]``); an explicit 0 is kept (and rejected
     where it is not allowed)."""
@@ -122,6 +123,7 @@ def resolve_options(  # pylint: disable=too-many-arguments
         square_queries=pick(square_queries, "square_queries"),
         batch_size=batch_size,
         ere_weight=ere_weight,
+        temperature=temperature,
     )
     return {
         "attacks": parse_attacks(pick(attacks, "attacks")),
@@ -130,6 +132,7 @@ def resolve_options(  # pylint: disable=too-many-arguments
         "votes": pick(votes, "votes"),
         "sanity_n": pick(sanity_n, "sanity_n"),
         "eps_curve": tuple(pick(eps_curve, "eps_curve")),
+        "gradient": values.get("gradient", "exact"),
     }
 
 
@@ -140,7 +143,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     n: int = 100,
     model: str = "fashion-mnist",
     defence: str = "none",
-    gradient: str = "exact",
+    gradient: Optional[str] = None,
     seed: int = 0,
     device: str = "auto",
     cascade: bool = False,
@@ -173,7 +176,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     :param n: Number of test images (the first ``n``).
     :param model: Zoo name of the pieces not given explicitly (classifier, diffusion model, AToP purifier).
     :param defence: One of :data:`art_purify.evaluation.defences.DEFENCES`.
-    :param gradient: One of :data:`art_purify.defences.preprocessor.GRADIENT_MODES`.
+    :param gradient: One of :data:`art_purify.defences.preprocessor.GRADIENT_MODES` (default: the preset's, exact).
     :param search: Parameters of the reconstruction search (``sigma``, ``nb_noise``, ``max_iter``, ``step_size``,
                    ``radius``, ``rho``; ``None`` values keep the library defaults); only with
                    ``defence="reconstruction-search"``.
@@ -207,6 +210,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     from art_purify.utils import resolve_device
 
     resolved = resolve_options(**options)
+    gradient = resolved["gradient"] if gradient is None else gradient
     search = {k: v for k, v in (search or {}).items() if v is not None}
     if search and defence != "reconstruction-search":
         raise ValueError(

@@ -14,7 +14,7 @@ import torch
 from art_purify.evaluation.attacks import defences_of
 from art_purify.evaluation.results import EvaluationReport
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 
 
 def format_table(rows: List[Dict[str, object]]) -> str:
@@ -33,48 +33,64 @@ def _pct(value: float) -> str:
 
 
 def summary_table(report: EvaluationReport, defence_name: str = "") -> str:
-    """One row per attack, then the per-example worst case; sanity warnings listed below the table."""
+    """
+    One row per attack, then the per-example worst case; sanity warnings listed below the table.
+
+    Columns: ``accuracy`` (majority vote over ``votes`` purifications); for a random defence also ``all votes``
+    (N-evaluation: correct in every one of the purifications, the figure an attacker who may resubmit faces); with
+    a DW-box attack, ``fixed noise`` (its success judged with the noise fixed, as the attacker saw it).
+    """
     s = report.settings
     eot = f" EOT{s['eot']}" if s["eot"] > 1 else ""
     cascade = s.get("cascade", False)
-    rows = [
-        {
+    n_eval = report.random_defence and s["votes"] > 1
+    dw_box = any(o.fixed_noise_accuracy is not None for o in report.attacks.values())
+
+    def row(attack: str, accuracy: float, all_votes: float, fixed: Optional[float], time: str) -> Dict[str, object]:
+        out: Dict[str, object] = {
             "defence": defence_name,
-            "attack": "none (clean)",
+            "attack": attack,
             "n": report.n,
             "votes": s["votes"],
-            "accuracy": _pct(report.clean_accuracy),
-            "time": "",
+            "accuracy": _pct(accuracy) + (" (cumulative)" if cascade and attack != "none (clean)" else ""),
         }
-    ]
+        if n_eval:
+            out["all votes"] = _pct(all_votes)
+        if dw_box:
+            out["fixed noise"] = "" if fixed is None else _pct(fixed)
+        out["time"] = time
+        return out
+
+    rows = [row("none (clean)", report.clean_accuracy, report.clean_all_votes_accuracy, None, "")]
     for name, outcome in report.attacks.items():
         budget = f"eps={s['eps_l2']:g}" if name == "pgd-l2" else f"eps={s['eps']:g}"
         if name == "square":
             detail = f"{budget} q{s['square_queries']}"
+        elif name in ("pgd-dw", "apgd-dw"):
+            detail = f"{budget} x{s['max_iter']}" + (f" R{s['restarts']}" if s["restarts"] else "")
         else:
             detail = f"{budget} x{s['max_iter']}{eot}" + (f" R{s['restarts']}" if s["restarts"] else "")
         if outcome.attacked is not None:
             detail += f" (ran on {sum(outcome.attacked)})"
         rows.append(
-            {
-                "defence": defence_name,
-                "attack": f"{outcome.label} {detail}",
-                "n": report.n,
-                "votes": s["votes"],
-                "accuracy": _pct(outcome.robust_accuracy) + (" (cumulative)" if cascade else ""),
-                "time": f"{outcome.time_s:.0f}s",
-            }
+            row(
+                f"{outcome.label} {detail}",
+                outcome.robust_accuracy,
+                outcome.all_votes_accuracy,
+                outcome.fixed_noise_accuracy,
+                f"{outcome.time_s:.0f}s",
+            )
         )
     rows.append(
-        {
-            "defence": defence_name,
-            "attack": "worst case over all attacks",
-            "n": report.n,
-            "votes": s["votes"],
-            "accuracy": _pct(report.robust_accuracy),
-            "time": f"{report.time_s:.0f}s",
-        }
+        row(
+            "worst case over all attacks",
+            report.robust_accuracy,
+            report.robust_all_votes_accuracy,
+            None,
+            f"{report.time_s:.0f}s",
+        )
     )
+    rows[-1]["accuracy"] = _pct(report.robust_accuracy)
     lines = [format_table(rows)]
     if report.checks:
         passed = sum(c.passed is True for c in report.checks)

@@ -10,6 +10,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 
 from art_purify.evaluation.attacks import (
+    DW_BOX,
     TRANSFER,
     WHITE_BOX,
     AttackSettings,
@@ -17,7 +18,7 @@ from art_purify.evaluation.attacks import (
     straight_through_classifier,
     undefended_classifier,
 )
-from art_purify.evaluation.seeding import seeded_phase
+from art_purify.evaluation.seeding import fixed_noise, seeded_phase
 from art_purify.evaluation.voting import majority_vote
 
 
@@ -44,23 +45,42 @@ class AttackRunner:
         self.seed = seed
         self.verbose = verbose
 
-    def vote(self, x: np.ndarray, key: str) -> Tuple[np.ndarray, np.ndarray]:
-        """Majority-vote prediction and vote margin of ``x`` in phase ``key``."""
+    def vote(self, x: np.ndarray, key: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Majority-vote prediction, vote margin and ``(N, nb_classes)`` vote counts of ``x`` in phase ``key``."""
         with seeded_phase(self.classifier, self.seed, key):
-            prediction, margin, _ = majority_vote(
-                self.classifier, x, self.votes, self.settings.batch_size, self.verbose
-            )
-        return prediction, margin
+            return majority_vote(self.classifier, x, self.votes, self.settings.batch_size, self.verbose)
+
+    def fixed_noise_prediction(self, x: np.ndarray, x_clean: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """The prediction of ``x`` with every random defence's noise fixed per example (the DW-box function the
+        DW-box attacks differentiate): ``x[i]`` takes the noise of ``keys[i]``, the index of its clean example
+        ``x_clean[i]``."""
+        with fixed_noise(self.classifier, self.seed, x_clean, keys, self.settings.eps):
+            return self.classifier.predict(x, batch_size=self.settings.batch_size).argmax(1)
 
     def attack(  # pylint: disable=too-many-arguments
-        self, name: str, x: np.ndarray, y: np.ndarray, key: str, settings: Optional[AttackSettings] = None
+        self,
+        name: str,
+        x: np.ndarray,
+        y: np.ndarray,
+        key: str,
+        settings: Optional[AttackSettings] = None,
+        keys: Optional[np.ndarray] = None,
     ) -> np.ndarray:
         """
         Adversarial examples of attack ``name`` in phase ``key``. ``"bpda"`` attacks a copy of the classifier whose
         defences are wrapped in :class:`~art_purify.defences.preprocessor.StraightThroughPyTorch` (same model and
         defence objects), the transfer attacks a copy without its defences; the classifier itself is not changed.
+        The DW-box attacks (:data:`~art_purify.evaluation.attacks.DW_BOX`) run with the defences' noise fixed per
+        example, ``keys`` being the examples' indices in the evaluation (default ``0 .. len(x) - 1``), and no EOT.
         """
         settings = settings or self.settings
+        if name in DW_BOX:
+            keys = np.arange(len(x)) if keys is None else np.asarray(keys)
+            with seeded_phase(self.classifier, self.seed, key):
+                # built before the noise is fixed: ART's APGD probes the classifier with an image of ones
+                attack = build_attack(name, self.classifier, settings, verbose=self.verbose)
+                with fixed_noise(self.classifier, self.seed, x, keys, settings.eps):
+                    return attack.generate(x, y=y).astype(x.dtype)
         with seeded_phase(self.classifier, self.seed, key, nb_eot=self.eot):
             if name == "bpda":
                 target = straight_through_classifier(self.classifier, self.eot)

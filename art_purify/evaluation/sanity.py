@@ -11,6 +11,9 @@ Robustness", 2019). Each check that fails becomes a visible warning in the repor
    the chance flips of a fresh vote, more than the tolerance of the examples every white-box attack failed on).
 5. ``large-eps``: PGD with eps = the whole data range does not drive accuracy to near 0.
 6. ``bpda``: BPDA (identity gradient) beats the real-gradient attacks (with ``cascade``: as for ``black-box``).
+7. ``exact-gradient``: the white-box attacks only had a surrogate (or truncated, or BPDA) gradient of a defence that
+   also offers the exact one; approximate gradients overestimate robustness (MEFA, arXiv 2605.06357), so the exact
+   gradient is the reference (no attack run: read from the defences' parameters).
 
 Checks 2, 3 and 5 and the accuracy-against-eps curve (0, eps, the whole data range and the ``eps_curve`` multiples
 of eps) run on the first ``sanity_n`` examples with l_inf PGD (real gradient, same EOT, votes and step ratio as the
@@ -37,7 +40,7 @@ def _pct(value: float) -> str:
 
 
 def _robust_acc(runner: AttackRunner, x_adv: np.ndarray, y: np.ndarray, clean_ok: np.ndarray, key: str) -> float:
-    prediction, _ = runner.vote(x_adv, key)
+    prediction = runner.vote(x_adv, key)[0]
     return float((clean_ok & (prediction == y)).mean())
 
 
@@ -222,7 +225,32 @@ def run_sanity_checks(
         )
     else:
         checks.append(SanityCheck("bpda", None, "needs bpda and a white-box attack in the run"))
+    checks.append(exact_gradient_check(report))
     report.checks = checks
+
+
+def exact_gradient_check(report: EvaluationReport) -> SanityCheck:
+    """Check 7 (see the module docstring): from the defences' ``gradient`` parameters in ``report.settings``."""
+    modes = [
+        (name, params["gradient"])
+        for name, params in zip(report.settings.get("defences", []), report.settings.get("defence_params", []))
+        if "gradient" in params
+    ]
+    if not modes:
+        return SanityCheck("exact-gradient", None, "no defence offers a choice of gradient")
+    if not any(n in WHITE_BOX for n in report.settings["attacks"]):
+        return SanityCheck("exact-gradient", None, "no white-box attack in this run")
+    approximate = [(name, mode) for name, mode in modes if mode != "exact"]
+    if not approximate:
+        return SanityCheck("exact-gradient", True, "the white-box attacks had the exact gradient of every defence")
+    listed = ", ".join(f"{name} gradient={mode!r}" for name, mode in approximate)
+    return SanityCheck(
+        "exact-gradient",
+        False,
+        f"only approximate-gradient attacks were run ({listed}): approximate gradients can overestimate robustness "
+        "(MEFA, arXiv 2605.06357); the exact checkpointed gradient is the reference: rerun with --gradient exact "
+        "(the default of --preset thorough)",
+    )
 
 
 def _beyond(outcome, report: EvaluationReport, runner: AttackRunner, tol: float, label: str, earlier: str):
@@ -245,7 +273,7 @@ def _beyond(outcome, report: EvaluationReport, runner: AttackRunner, tol: float,
     chance = 0
     if report.random_defence:
         first = report.settings["attacks"][0]
-        prediction, _ = runner.vote(report.x_adv[first][attacked], f"sanity/chance/{label}")
+        prediction = runner.vote(report.x_adv[first][attacked], f"sanity/chance/{label}")[0]
         chance = int(np.sum(prediction != np.asarray(report.labels)[attacked]))
     excess = broken - chance
     # both counts are noisy: allow two standard deviations of their difference (Poisson) on top of the tolerance

@@ -72,3 +72,40 @@ def seeded_phase(classifier: Any, seed: int, key: str, nb_eot: Optional[int] = N
             yield
     finally:
         np.random.set_state(state)
+
+
+#: The phase whose seed fixes the noise of the DW-box attacks and of their fixed-noise predictions: one seed for the
+#: whole evaluation, so that an example's fixed noise depends on its index alone (not on its batch or rank).
+DW_BOX_PHASE = "dw-box"
+
+
+def fixed_noise_defences(classifier: Any) -> Tuple[List[Any], List[Any]]:
+    """``(fixed, unsupported)``: the defences of ``classifier`` with a fixed-noise mode (a ``noise`` parameter), and
+    those without one that may be random (not declared ``stochastic = False``)."""
+    fixed, unsupported = [], []
+    for defence in defences_of(classifier):
+        if "noise" in getattr(defence, "params", []) and callable(getattr(defence, "set_noise_keys", None)):
+            fixed.append(defence)
+        elif getattr(defence, "stochastic", True):
+            unsupported.append(defence)
+    return fixed, unsupported
+
+
+@contextlib.contextmanager
+def fixed_noise(classifier: Any, seed: int, x_clean: np.ndarray, keys: np.ndarray, radius: float) -> Iterator[None]:
+    """
+    Run a block with every random defence of ``classifier`` in its fixed-noise mode: ``noise="fixed"``,
+    ``nb_eot=1``, the seed of phase :data:`DW_BOX_PHASE`, and the examples ``x_clean`` registered with their
+    ``keys`` (their indices in the evaluation) within ``radius`` (the attack's eps). Everything is put back after.
+    """
+    value = phase_seed(seed, DW_BOX_PHASE)
+    defences = fixed_noise_defences(classifier)[0]
+    saved = [(d, d._noise_anchors, d._noise_keys, d._noise_radius) for d in defences]  # pylint: disable=W0212
+    try:
+        with defence_params(classifier, noise="fixed", nb_eot=1, seed=value):
+            for defence in defences:
+                defence.set_noise_keys(x_clean, radius=radius, keys=keys)
+            yield
+    finally:
+        for defence, anchors, known, old_radius in saved:
+            defence._noise_anchors, defence._noise_keys, defence._noise_radius = anchors, known, old_radius

@@ -53,6 +53,7 @@ def fingerprint(  # pylint: disable=too-many-arguments
         "seed": seed,
         "defences": [[type(d).__name__, params_of(d)] for d in defences_of(classifier)],
         "seeding": seeding,
+        "format": 3,  # phases save vote counts (report_version 3): older checkpoints are stale
     }
     if cascade:
         config["cascade"] = True

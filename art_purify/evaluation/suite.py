@@ -22,11 +22,18 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from tqdm.auto import tqdm
 
-from art_purify.evaluation.attacks import LABELS, AttackSettings, check_attacks_apply, defences_of, parse_attacks
+from art_purify.evaluation.attacks import (
+    DW_BOX,
+    LABELS,
+    AttackSettings,
+    check_attacks_apply,
+    defences_of,
+    parse_attacks,
+)
 from art_purify.evaluation.results import AttackOutcome, EvaluationReport
 from art_purify.evaluation.runner import AttackRunner, cascade_order
 from art_purify.evaluation.sanity import run_sanity_checks
-from art_purify.evaluation.seeding import seeded_phase
+from art_purify.evaluation.seeding import fixed_noise_defences, seeded_phase
 from art_purify.evaluation.sharding import (
     EvaluationShard,
     batch_key,
@@ -41,7 +48,9 @@ from art_purify.evaluation.store import PhaseStore, fingerprint, params_of
 logger = logging.getLogger(__name__)
 
 #: Presets: ``quick`` fits a few minutes on a 2-core CPU; ``paper`` is Lee & Kim's protocol (200 iterations x 20 EOT
-#: samples, step 0.007 at eps 8/255, scaled to the chosen eps, majority vote over 20 purifications).
+#: samples, step 0.007 at eps 8/255, scaled to the chosen eps, majority vote over 20 purifications); ``thorough`` runs
+#: the protocols of docs/evaluation.md "Protocols for random defences" with the exact gradient (``gradient``: the
+#: defence's gradient mode that ``art-purify evaluate`` uses unless ``--gradient`` is given).
 PRESETS: Dict[str, Dict] = {
     "quick": {
         "max_iter": 10,
@@ -53,6 +62,7 @@ PRESETS: Dict[str, Dict] = {
         "sanity_n": 8,
         "square_queries": 50,
         "eps_curve": (),
+        "gradient": "exact",
     },
     "paper": {
         "max_iter": 200,
@@ -64,12 +74,27 @@ PRESETS: Dict[str, Dict] = {
         "sanity_n": 32,
         "square_queries": 1000,
         "eps_curve": (0.5, 2.0),
+        "gradient": "exact",
+    },
+    "thorough": {
+        "max_iter": 100,
+        "eot": 10,
+        "votes": 10,
+        "restarts": 0,
+        "step_ratio": 0.1,
+        "attacks": ["pgd", "apgd-ce", "pgd-dw", "apgd-dw", "resubmission"],
+        "sanity_n": 32,
+        "square_queries": 1000,
+        "eps_curve": (0.5, 2.0),
+        "gradient": "exact",
     },
 }
 #: One line per preset, for ``--help``.
 PRESET_DESCRIPTIONS: Dict[str, str] = {
     "quick": "10 iterations x 2 EOT, 3 votes, step eps/4 (minutes on a CPU)",
     "paper": "Lee & Kim: 200 iterations x 20 EOT, 20 votes, step 0.007 at eps 8/255 scaled to eps",
+    "thorough": "the 2024-2026 protocols for random defences: exact gradient, PGD-EOT, APGD-CE, DW-box PGD and APGD "
+    "(noise fixed), resubmission-aware PGD; 100 iterations x 10 EOT, 10 votes (N-evaluation over 10)",
 }
 
 
@@ -161,6 +186,14 @@ def _plan(  # pylint: disable=too-many-arguments,too-many-locals
     probe = x[: min(len(x), 8)]
     with seeded_phase(classifier, seed, "probe"):
         random = _is_random(classifier, probe, settings.batch_size)
+    if random and any(n in DW_BOX for n in names):
+        fixed, unsupported = fixed_noise_defences(classifier)
+        if unsupported or not fixed:
+            culprit = type(unsupported[0]).__name__ if unsupported else "the classifier itself"
+            raise ValueError(
+                f"the DW-box attacks need every random defence to have a fixed-noise mode (noise='fixed'); "
+                f"{culprit} has none."
+            )
     eff_eot, eff_votes = (eot, votes) if random else (1, 1)
     runner = AttackRunner(classifier, settings, eff_eot, eff_votes, seed, verbose)
     digest = fingerprint(x, y, names, settings, eot, votes, seed, classifier, cascade, seeding)
@@ -169,12 +202,35 @@ def _plan(  # pylint: disable=too-many-arguments,too-many-locals
     )
 
 
+def _attack_phase(  # pylint: disable=too-many-arguments
+    plan: _Plan, index: int, name: str, x: np.ndarray, y: np.ndarray, todo: np.ndarray
+) -> Dict[str, np.ndarray]:
+    """Attack ``name`` on the examples ``todo`` of batch ``index`` (inputs ``x``, labels ``y``), its votes and, for a
+    DW-box attack, its fixed-noise prediction: the arrays its phase file keeps."""
+    runner = plan.runner
+    rows = plan.batches[index]
+    keys = np.arange(rows.start, rows.stop)  # the examples' indices in the evaluation: their fixed-noise keys
+    t0 = time.time()
+    x_adv, prediction, margin = x.copy(), np.full(len(y), -1, dtype=np.int64), np.full(len(y), np.nan)
+    counts = np.zeros((len(y), int(plan.classifier.nb_classes)), dtype=np.int64)
+    fixed = np.full(len(y), -1, dtype=np.int64)
+    if todo.any():
+        x_adv[todo] = runner.attack(name, x[todo], y[todo], batch_key(f"attack/{name}", index), keys=keys[todo])
+        prediction[todo], margin[todo], counts[todo] = runner.vote(x_adv[todo], batch_key(f"vote/{name}", index))
+        if name in DW_BOX:
+            fixed[todo] = runner.fixed_noise_prediction(x_adv[todo], x[todo], keys[todo])
+    saved = {"x_adv": x_adv, "prediction": prediction, "margin": margin, "counts": counts, "attacked": todo}
+    if name in DW_BOX:
+        saved["fixed_prediction"] = fixed
+    saved["time_s"] = np.asarray(time.time() - t0)
+    return saved
+
+
 def _run_batch(plan: _Plan, store: PhaseStore, index: int) -> Tuple[Dict[str, np.ndarray], float, bool]:
     """Every phase of batch ``index`` (each loaded from ``store`` when it finished before): its arrays (see
     :class:`EvaluationShard`), the seconds the loaded phases had taken, and whether all of them were loaded."""
     rows = plan.batches[index]
     x, y = plan.x[rows], plan.y[rows]
-    runner = plan.runner
     out: Dict[str, np.ndarray] = {}
     loaded, carried = True, 0.0
     saved = store.load(phase_file(index, "clean"))
@@ -183,8 +239,8 @@ def _run_batch(plan: _Plan, store: PhaseStore, index: int) -> Tuple[Dict[str, np
     else:
         loaded = False
         t0 = time.time()
-        prediction, margin = runner.vote(x, batch_key("clean", index))
-        saved = {"prediction": prediction, "margin": margin, "time_s": np.asarray(time.time() - t0)}
+        prediction, margin, counts = plan.runner.vote(x, batch_key("clean", index))
+        saved = {"prediction": prediction, "margin": margin, "counts": counts, "time_s": np.asarray(time.time() - t0)}
         store.save(phase_file(index, "clean"), **saved)
     out.update({f"clean/{k}": v for k, v in saved.items()})
     robust_so_far = saved["prediction"] == y
@@ -195,18 +251,7 @@ def _run_batch(plan: _Plan, store: PhaseStore, index: int) -> Tuple[Dict[str, np
             carried += float(saved["time_s"])
         else:
             loaded = False
-            t0 = time.time()
-            x_adv, prediction, margin = x.copy(), np.full(len(y), -1, dtype=np.int64), np.full(len(y), np.nan)
-            if todo.any():
-                x_adv[todo] = runner.attack(name, x[todo], y[todo], batch_key(f"attack/{name}", index))
-                prediction[todo], margin[todo] = runner.vote(x_adv[todo], batch_key(f"vote/{name}", index))
-            saved = {
-                "x_adv": x_adv,
-                "prediction": prediction,
-                "margin": margin,
-                "attacked": todo,
-                "time_s": np.asarray(time.time() - t0),
-            }
+            saved = _attack_phase(plan, index, name, x, y, todo)
             store.save(phase_file(index, name), **saved)
         robust_so_far &= todo & (saved["prediction"] == y)
         out.update({f"{name}/{k}": v for k, v in saved.items()})
@@ -241,7 +286,9 @@ def _run_shard(  # pylint: disable=too-many-arguments
     return EvaluationShard(plan.fingerprint, len(plan.y), len(plan.batches), plan.random, batches, loaded, carried)
 
 
-def _report(plan: _Plan, shard: EvaluationShard, lo: float, hi: float, eps_curve: Sequence[float], sanity_n: int):
+def _report(  # pylint: disable=too-many-locals
+    plan: _Plan, shard: EvaluationShard, lo: float, hi: float, eps_curve: Sequence[float], sanity_n: int
+):
     """The report of a complete shard (sanity checks not yet run)."""
     order = range(shard.n_batches)
 
@@ -249,16 +296,23 @@ def _report(plan: _Plan, shard: EvaluationShard, lo: float, hi: float, eps_curve
         return np.concatenate([shard.batches[b][key] for b in order])
 
     y = plan.y
+    rows = np.arange(len(y))
     clean_pred, clean_margin = joined("clean/prediction"), joined("clean/margin")
+    clean_counts = joined("clean/counts")
     clean_correct = clean_pred == y
+    # N-evaluation (resubmission): correct in ALL the votes' purifications, i.e. every vote on the true class
+    clean_all_votes = clean_counts[rows, y] == plan.runner.votes
     outcomes: Dict[str, AttackOutcome] = {}
     x_adv_all: Dict[str, np.ndarray] = {}
-    robust_all = clean_correct.copy()
+    robust_all, robust_all_votes = clean_correct.copy(), clean_all_votes.copy()
     for name in plan.names:
         todo, prediction = joined(f"{name}/attacked").astype(bool), joined(f"{name}/prediction")
+        counts = joined(f"{name}/counts")
         robust = clean_correct & todo & (prediction == y)
+        all_votes = clean_all_votes & todo & (counts[rows, y] == plan.runner.votes)
         robust_all &= robust
-        outcomes[name] = AttackOutcome(
+        robust_all_votes &= all_votes
+        outcome = AttackOutcome(
             name,
             LABELS[name],
             prediction.tolist(),
@@ -267,7 +321,17 @@ def _report(plan: _Plan, shard: EvaluationShard, lo: float, hi: float, eps_curve
             float(robust.mean()),
             float(sum(float(shard.batches[b][f"{name}/time_s"]) for b in order)),
             todo.tolist() if plan.cascade else None,
+            vote_counts=counts.tolist(),
+            all_votes_robust=all_votes.tolist(),
+            all_votes_accuracy=float(all_votes.mean()),
         )
+        if name in DW_BOX:
+            fixed = joined(f"{name}/fixed_prediction")
+            fixed_robust = clean_correct & todo & (fixed == y)
+            outcome.fixed_noise_prediction = fixed.tolist()
+            outcome.fixed_noise_robust = fixed_robust.tolist()
+            outcome.fixed_noise_accuracy = float(fixed_robust.mean())
+        outcomes[name] = outcome
         x_adv_all[name] = joined(f"{name}/x_adv")
     classifier = plan.classifier
     return EvaluationReport(
@@ -298,6 +362,11 @@ def _report(plan: _Plan, shard: EvaluationShard, lo: float, hi: float, eps_curve
         robust=robust_all.tolist(),
         robust_accuracy=float(robust_all.mean()),
         x_adv=x_adv_all,
+        clean_vote_counts=clean_counts.tolist(),
+        clean_all_votes_correct=clean_all_votes.tolist(),
+        clean_all_votes_accuracy=float(clean_all_votes.mean()),
+        robust_all_votes=robust_all_votes.tolist(),
+        robust_all_votes_accuracy=float(robust_all_votes.mean()),
     )
 
 

@@ -12,7 +12,7 @@ from tqdm.auto import trange
 
 def majority_vote(
     classifier: Any, x: np.ndarray, n_votes: int = 20, batch_size: int = 128, verbose: bool = False
-) -> Tuple[np.ndarray, ...]:
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     Predict ``n_votes`` times (each ``predict`` re-runs a random defence) and take the most frequent class.
 

@@ -72,7 +72,7 @@ class FixedNoiseMixin(SeededStreamMixin):
 
     noise: str = "fresh"
     nb_eot: int = 1
-    clip_values: Tuple[float, float] = (0.0, 1.0)
+    clip_values: Any = (0.0, 1.0)
     channels_first: bool = True
     _noise_anchors: Optional[torch.Tensor] = None
     _noise_keys: Optional[np.ndarray] = None

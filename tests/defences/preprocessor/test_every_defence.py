@@ -131,7 +131,14 @@ INVALID = {
     "heterogeneous": {"t_high": 0, "t_low": 150, "mask_threshold": 2.0, "jump": -1, "batch_size": 0, "noise": "none"},
     "straight-through": {"nb_eot": 0},
     "reconstruction-search": {"sigma": 0.0, "radius": -1.0, "norm": "1", "nb_noise": 0, "gradient": "surrogate"},
-    "random-masking": {"mask_fraction": 1.0, "nb_masks": 5, "block_size": 0, "noise_std": -1.0, "seed": 0.5, "noise": 1},
+    "random-masking": {
+        "mask_fraction": 1.0,
+        "nb_masks": 5,
+        "block_size": 0,
+        "noise_std": -1.0,
+        "seed": 0.5,
+        "noise": 1,
+    },
     "atop": {"nb_eot": 0, "batch_size": 0, "clip_values": (0.0, 2.0), "seed": "a", "noise": "fixed"},
 }
 

@@ -54,7 +54,9 @@ def test_keyed_streams_draw_per_row_whatever_the_other_rows():
     assert not torch.equal(both[0], both[1])  # another key, other noise
     assert not torch.equal(both, KeyedStreams(8, [3, 9]).draw(torch.randn, (2, 4, 5), dtype=torch.float64))
     along = KeyedStreams(7, [3, 9]).draw(torch.randn, (4, 2, 5), dtype=torch.float64, row_dim=1)
-    assert torch.equal(along[:, 1], KeyedStreams(7, [9]).draw(torch.randn, (4, 1, 5), dtype=torch.float64, row_dim=1)[:, 0])
+    assert torch.equal(
+        along[:, 1], KeyedStreams(7, [9]).draw(torch.randn, (4, 1, 5), dtype=torch.float64, row_dim=1)[:, 0]
+    )
     with pytest.raises(ValueError, match="3 rows but there are 2 keys"):
         KeyedStreams(7, [3, 9]).draw(torch.randn, (3, 4))
 
