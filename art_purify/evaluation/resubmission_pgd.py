@@ -34,6 +34,7 @@ class ResubmissionPGD(EvasionAttack):
     2. **Best iterate by broken draws.** Each gradient call already classifies the ``K`` draws of the current
        iterate; the attack returns, per example, the iterate that the most draws misclassified (ties: the later
        one), not the last one, after one more classification of the final iterate (a forward pass, no gradient).
+       ``select="last"`` returns the last iterate instead, as PGD does.
 
     It needs an ART ``PyTorchClassifier`` whose PyTorch preprocessing defences expand a loss-gradient call into
     ``K`` consecutive draws per input (:func:`~art_purify.defences.preprocessor.expand_for_eot`; the suite sets
@@ -46,6 +47,7 @@ class ResubmissionPGD(EvasionAttack):
         "eps_step",
         "max_iter",
         "temperature",
+        "select",
         "batch_size",
         "verbose",
     ]
@@ -60,12 +62,14 @@ class ResubmissionPGD(EvasionAttack):
         temperature: float = 1.0,
         batch_size: int = 64,
         verbose: bool = False,
+        select: str = "broken",
     ) -> None:
         super().__init__(estimator=estimator)
         self.eps = eps
         self.eps_step = eps_step
         self.max_iter = max_iter
         self.temperature = temperature
+        self.select = select
         self.batch_size = batch_size
         self.verbose = verbose
         self._check_params()
@@ -80,6 +84,8 @@ class ResubmissionPGD(EvasionAttack):
             value = getattr(self, name)
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}.")
+        if self.select not in ("broken", "last"):
+            raise ValueError(f"select must be 'broken' or 'last', got {self.select!r}.")
         for name in ("max_iter", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
@@ -139,6 +145,8 @@ class ResubmissionPGD(EvasionAttack):
         best, best_broken = x.copy(), np.full(len(x), -1)
         for i in range(int(self.max_iter) + 1):
             last = i == self.max_iter  # the final iterate is classified, not differentiated
+            if last and self.select == "last":
+                return current
             broken, grad = self.draws_and_gradient(current, labels, with_gradient=not last)
             better = broken >= best_broken
             best[better], best_broken[better] = current[better], broken[better]

@@ -110,6 +110,10 @@ def test_resubmission_attack_stays_in_the_ball_and_breaks_an_undefended_model():
     assert (plain.predict(x_adv).argmax(1) != y).mean() > 0.5
     with pytest.raises(ValueError, match="temperature must be a positive number"):
         ResubmissionPGD(plain, temperature=0.0)
+    with pytest.raises(ValueError, match="select must be 'broken' or 'last'"):
+        ResubmissionPGD(plain, select="best")
+    last = ResubmissionPGD(plain, eps=0.3, eps_step=0.06, max_iter=10, select="last").generate(x, y)
+    assert (plain.predict(last).argmax(1) != y).mean() > 0.5
 
 
 def test_exact_gradient_check_warns_when_only_surrogate_gradients_were_run():
