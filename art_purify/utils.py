@@ -158,7 +158,9 @@ class KeyedStreams:
         """New streams with the same keys, at their first draw."""
         return KeyedStreams(self.seed, self.keys)
 
-    def draw(self, fn: Any, shape: Any, device: Any = None, dtype: Optional[torch.dtype] = None, row_dim: int = 0):
+    def draw(
+        self, fn: Any, shape: Any, device: Any = None, dtype: Optional[torch.dtype] = None, row_dim: int = 0
+    ) -> torch.Tensor:
         """``fn(shape_without_row_dim, generator=g)`` per row (``fn``: ``torch.randn`` or ``torch.rand``), stacked
         along ``row_dim``."""
         shape = tuple(int(s) for s in shape)
@@ -170,7 +172,9 @@ class KeyedStreams:
         return torch.stack(rows, dim=row_dim).to(device)
 
 
-def random_normal(shape: Any, generator: Any, device: Any, dtype: Optional[torch.dtype] = None, row_dim: int = 0):
+def random_normal(
+    shape: Any, generator: Any, device: Any, dtype: Optional[torch.dtype] = None, row_dim: int = 0
+) -> torch.Tensor:
     """``torch.randn(shape)`` from ``generator``: a ``torch.Generator`` (one stream for the whole tensor) or
     :class:`KeyedStreams` (one stream per row along ``row_dim``)."""
     if isinstance(generator, KeyedStreams):
@@ -178,7 +182,9 @@ def random_normal(shape: Any, generator: Any, device: Any, dtype: Optional[torch
     return torch.randn(shape, generator=generator, device=device, dtype=dtype)
 
 
-def random_uniform(shape: Any, generator: Any, device: Any, dtype: Optional[torch.dtype] = None, row_dim: int = 0):
+def random_uniform(
+    shape: Any, generator: Any, device: Any, dtype: Optional[torch.dtype] = None, row_dim: int = 0
+) -> torch.Tensor:
     """``torch.rand(shape)`` from a ``torch.Generator`` or :class:`KeyedStreams` (see :func:`random_normal`)."""
     if isinstance(generator, KeyedStreams):
         return generator.draw(torch.rand, shape, device, dtype, row_dim)

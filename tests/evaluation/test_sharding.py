@@ -229,14 +229,13 @@ def test_torchrun_evaluate_equals_a_single_process(tmp_path):
         2,
         "--votes",
         3,
-        "--sanity-n",
-        4,
         "--square-queries",
         10,
         "--device",
         "cpu",
         "--quiet",
         "--no-figure",
+        "--no-sanity",  # merged sanity checks: test_shards_merge_into_the_single_process_report (CI time)
     ]
     alone = _cli(*args, "--out", tmp_path / "alone")
     assert alone.returncode == 0, alone.stderr
