@@ -249,6 +249,7 @@ def build_attack(name: str, classifier: Any, settings: AttackSettings, verbose: 
             eps_step=settings.eps_step,
             max_iter=settings.max_iter,
             temperature=settings.temperature,
+            num_random_init=settings.restarts,
             batch_size=settings.batch_size,
             verbose=verbose,
         )

@@ -39,7 +39,10 @@ class ResubmissionPGD(EvasionAttack):
     It needs an ART ``PyTorchClassifier`` whose PyTorch preprocessing defences expand a loss-gradient call into
     ``K`` consecutive draws per input (:func:`~art_purify.defences.preprocessor.expand_for_eot`; the suite sets
     ``nb_eot``); a deterministic classifier gives ``K = 1`` and plain PGD with best-iterate selection. The gradient
-    is the defences' own (exact or surrogate, as their ``gradient`` parameter says). It starts at ``x``.
+    is the defences' own (exact or surrogate, as their ``gradient`` parameter says). It starts at ``x`` when
+    ``num_random_init`` is 0; otherwise it makes ``num_random_init`` runs from uniform random points of the eps-ball
+    (drawn from a ``torch.Generator`` seeded with ``seed``) and keeps, per example, the run whose result the most
+    draws misclassified: ``max(1, num_random_init) * max_iter`` gradient calls, as ART's PGD makes.
     """
 
     attack_params = EvasionAttack.attack_params + [
@@ -48,6 +51,8 @@ class ResubmissionPGD(EvasionAttack):
         "max_iter",
         "temperature",
         "select",
+        "num_random_init",
+        "seed",
         "batch_size",
         "verbose",
     ]
@@ -63,6 +68,8 @@ class ResubmissionPGD(EvasionAttack):
         batch_size: int = 64,
         verbose: bool = False,
         select: str = "broken",
+        num_random_init: int = 0,
+        seed: int = 0,
     ) -> None:
         super().__init__(estimator=estimator)
         self.eps = eps
@@ -70,6 +77,8 @@ class ResubmissionPGD(EvasionAttack):
         self.max_iter = max_iter
         self.temperature = temperature
         self.select = select
+        self.num_random_init = num_random_init
+        self.seed = seed
         self.batch_size = batch_size
         self.verbose = verbose
         self._check_params()
@@ -86,10 +95,11 @@ class ResubmissionPGD(EvasionAttack):
                 raise ValueError(f"{name} must be a positive number, got {value!r}.")
         if self.select not in ("broken", "last"):
             raise ValueError(f"select must be 'broken' or 'last', got {self.select!r}.")
-        for name in ("max_iter", "batch_size"):
+        for name, least in (("max_iter", 1), ("batch_size", 1), ("num_random_init", 0), ("seed", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                kind = "positive" if least else "non-negative"
+                raise ValueError(f"{name} must be a {kind} integer, got {value!r}.")
 
     def draws_and_gradient(
         self, x: np.ndarray, labels: np.ndarray, with_gradient: bool = True
@@ -126,7 +136,8 @@ class ResubmissionPGD(EvasionAttack):
         :param y: Integer labels or one-hot (default: the classifier's predictions).
         :return: Adversarial examples within ``eps`` (l_inf) of ``x``.
         """
-        x = np.asarray(x, dtype=np.float32)
+        x = np.asarray(x)
+        x = x if x.dtype == np.float64 else x.astype(np.float32)  # float64 models keep float64
         if y is None:
             labels = np.argmax(self.estimator.predict(x, batch_size=self.batch_size), axis=1)
         else:
@@ -135,23 +146,40 @@ class ResubmissionPGD(EvasionAttack):
         clip = self.estimator.clip_values
         lo, hi = (float(v) for v in clip) if clip is not None else (0.0, 1.0)
         x_adv = x.copy()
+        generator = torch.Generator().manual_seed(int(self.seed))
+        runs = max(1, int(self.num_random_init))
         for start in trange(0, len(x), self.batch_size, desc="ResubmissionPGD", disable=not self.verbose):
             rows = slice(start, start + self.batch_size)
-            x_adv[rows] = self._attack_batch(x[rows], labels[rows], lo, hi)
+            best, best_broken = x[rows].copy(), np.full(len(x[rows]), -1)
+            for _ in range(runs):
+                begin = x[rows]
+                if self.num_random_init:
+                    noise = torch.rand(begin.shape, generator=generator, dtype=torch.float64).numpy()
+                    begin = np.clip(begin + self.eps * (2.0 * noise - 1.0), lo, hi).astype(x.dtype)
+                result, broken = self._attack_batch(x[rows], begin, labels[rows], lo, hi, score=runs > 1)
+                better = broken >= best_broken
+                best[better], best_broken[better] = result[better], broken[better]
+            x_adv[rows] = best
         return x_adv
 
-    def _attack_batch(self, x: np.ndarray, labels: np.ndarray, lo: float, hi: float) -> np.ndarray:
-        current = x.copy()
-        best, best_broken = x.copy(), np.full(len(x), -1)
+    def _attack_batch(  # pylint: disable=too-many-arguments
+        self, x: np.ndarray, begin: np.ndarray, labels: np.ndarray, lo: float, hi: float, score: bool
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """One run from ``begin``: the selected iterate and the number of draws that misclassified it (zeros when
+        ``select="last"`` and ``score`` is False: the last iterate is then not classified)."""
+        current = begin.copy()
+        best, best_broken = begin.copy(), np.full(len(x), -1)
         for i in range(int(self.max_iter) + 1):
             last = i == self.max_iter  # the final iterate is classified, not differentiated
             if last and self.select == "last":
-                return current
+                if not score:
+                    return current, np.zeros(len(x), dtype=np.int64)
+                return current, self.draws_and_gradient(current, labels, with_gradient=False)[0]
             broken, grad = self.draws_and_gradient(current, labels, with_gradient=not last)
             better = broken >= best_broken
             best[better], best_broken[better] = current[better], broken[better]
             if grad is None:
                 break
             step = current + self.eps_step * np.sign(grad)
-            current = np.clip(np.clip(step, x - self.eps, x + self.eps), lo, hi).astype(np.float32)
-        return best
+            current = np.clip(np.clip(step, x - self.eps, x + self.eps), lo, hi).astype(x.dtype)
+        return best, best_broken

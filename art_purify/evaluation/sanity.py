@@ -247,9 +247,9 @@ def exact_gradient_check(report: EvaluationReport) -> SanityCheck:
     return SanityCheck(
         "exact-gradient",
         False,
-        f"only approximate-gradient attacks were run ({listed}): approximate gradients can overestimate robustness "
-        "(MEFA, arXiv 2605.06357); the exact checkpointed gradient is the reference: rerun with --gradient exact "
-        "(the default of --preset thorough)",
+        f"the white-box attacks had an approximate gradient of {listed}: approximate gradients can overestimate "
+        "robustness (MEFA, arXiv 2605.06357); the exact checkpointed gradient is the reference: rerun with "
+        "gradient='exact' on those defences (art-purify evaluate --gradient exact)",
     )
 
 

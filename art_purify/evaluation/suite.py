@@ -189,10 +189,14 @@ def _plan(  # pylint: disable=too-many-arguments,too-many-locals
     if random and any(n in DW_BOX for n in names):
         fixed, unsupported = fixed_noise_defences(classifier)
         if unsupported or not fixed:
-            culprit = type(unsupported[0]).__name__ if unsupported else "the classifier itself"
+            culprit = (
+                ", ".join(type(d).__name__ for d in unsupported) + " (not declared stochastic = False: may be random)"
+                if unsupported
+                else "the classifier itself (random with no random defence in front of it)"
+            )
             raise ValueError(
                 f"the DW-box attacks need every random defence to have a fixed-noise mode (noise='fixed'); "
-                f"{culprit} has none."
+                f"none in {culprit}."
             )
     eff_eot, eff_votes = (eot, votes) if random else (1, 1)
     runner = AttackRunner(classifier, settings, eff_eot, eff_votes, seed, verbose)
@@ -309,7 +313,9 @@ def _report(  # pylint: disable=too-many-locals
         todo, prediction = joined(f"{name}/attacked").astype(bool), joined(f"{name}/prediction")
         counts = joined(f"{name}/counts")
         robust = clean_correct & todo & (prediction == y)
-        all_votes = clean_all_votes & todo & (counts[rows, y] == plan.runner.votes)
+        # in a cascade every figure is cumulative: N-evaluation also keeps the examples earlier attacks broke broken
+        earlier = robust_all_votes if plan.cascade else clean_all_votes
+        all_votes = earlier & todo & (counts[rows, y] == plan.runner.votes)
         robust_all &= robust
         robust_all_votes &= all_votes
         outcome = AttackOutcome(

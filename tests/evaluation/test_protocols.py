@@ -83,7 +83,7 @@ def test_dw_box_attacks_refuse_a_random_defence_without_fixed_noise():
     inner = RandomMaskingPyTorch.preset("rt2", seed=0, device_type="cpu")
     classifier = as_art_classifier(linear_model(), device="cpu", preprocessing_defences=[StraightThroughPyTorch(inner)])
     x, y = _data(4)
-    with pytest.raises(ValueError, match="StraightThroughPyTorch has none"):
+    with pytest.raises(ValueError, match="none in StraightThroughPyTorch"):
         evaluate(classifier, x, y, ["pgd-dw"], AttackSettings(eps=0.03, max_iter=1), sanity=False, verbose=False)
 
 
@@ -114,6 +114,61 @@ def test_resubmission_attack_stays_in_the_ball_and_breaks_an_undefended_model():
         ResubmissionPGD(plain, select="best")
     last = ResubmissionPGD(plain, eps=0.3, eps_step=0.06, max_iter=10, select="last").generate(x, y)
     assert (plain.predict(last).argmax(1) != y).mean() > 0.5
+
+
+def test_cascade_figures_are_cumulative_in_n_evaluation_too():
+    classifier, _ = _masked()
+    x, y = _data(24)
+    settings = AttackSettings(eps=0.02, max_iter=2, batch_size=24)
+    report = evaluate(
+        classifier,
+        x,
+        y,
+        ["pgd", "resubmission"],
+        settings,
+        eot=2,
+        votes=VOTES,
+        seed=0,
+        cascade=True,
+        sanity=False,
+        verbose=False,
+    )
+    first, second = (np.asarray(report.attacks[n].vote_counts)[np.arange(len(y)), y] == VOTES for n in report.attacks)
+    # the case that tells cumulative from per-attack figures: a vote lost to pgd (majority kept), all won back after
+    assert (np.asarray(report.attacks["resubmission"].attacked) & second & ~first).any()
+    so_far = np.asarray(report.clean_all_votes_correct)
+    for name in ("pgd", "resubmission"):
+        outcome = report.attacks[name]
+        counts = np.asarray(outcome.vote_counts)[np.arange(len(y)), y]
+        so_far = so_far & np.asarray(outcome.attacked) & (counts == VOTES)  # once broken in one vote, broken
+        assert outcome.all_votes_robust == so_far.tolist(), name
+        assert outcome.all_votes_accuracy <= outcome.robust_accuracy
+    assert report.robust_all_votes == so_far.tolist()
+
+
+def test_resubmission_restarts_spend_art_pgds_budget_and_accept_float64():
+    model = linear_model().double()
+    plain = as_art_classifier(model, device="cpu")
+    x, y = _data(6)
+    x = x.astype(np.float64)
+    attack = ResubmissionPGD(plain, eps=0.05, eps_step=0.02, max_iter=2, num_random_init=3, seed=1)
+    calls = []
+    inner = attack.draws_and_gradient
+
+    def counted(x_in, labels, with_gradient=True):
+        calls.append((with_gradient, x_in.copy()))
+        return inner(x_in, labels, with_gradient)
+
+    attack.draws_and_gradient = counted
+    x_adv = attack.generate(x, y)
+    assert x_adv.dtype == np.float64 and np.abs(x_adv - x).max() <= 0.05 + 1e-12
+    assert sum(g for g, _ in calls) == 3 * 2  # max(1, R) x max_iter gradient calls, as ART's PGD
+    starts = [c for g, c in calls[::3]]  # every run begins with a gradient call at its random start
+    assert all(np.abs(s - x).max() > 0 for s in starts) and not np.array_equal(starts[0], starts[1])
+    again = ResubmissionPGD(plain, eps=0.05, eps_step=0.02, max_iter=2, num_random_init=3, seed=1).generate(x, y)
+    np.testing.assert_array_equal(again, x_adv)  # seeded: the same random starts
+    with pytest.raises(ValueError, match="num_random_init must be a non-negative integer"):
+        ResubmissionPGD(plain, num_random_init=-1)
 
 
 def test_exact_gradient_check_warns_when_only_surrogate_gradients_were_run():

@@ -95,8 +95,10 @@ class FixedNoiseMixin(SeededStreamMixin):
     ) -> None:
         """
         Register the examples whose noise ``noise="fixed"`` fixes: an input within ``radius`` (L_inf, input units)
-        of ``x[j]`` gets the noise of key ``keys[j]`` (default ``j``); the nearest registered example wins when
-        several are within the radius. Replaces any earlier registration; takes effect in ``"fixed"`` mode only.
+        of ``x[j]`` gets the noise of key ``keys[j]`` (default ``j``). An input within the radius of examples with
+        different keys is refused when it is purified (its noise would depend on its pixels): the radius must stay
+        below half the L_inf distance between such examples where the attack goes. Replaces any earlier
+        registration; takes effect in ``"fixed"`` mode only.
 
         :param x: The clean examples, in the defence's layout and ``clip_values``.
         :param radius: How far an input may be from its example: the attack's ``eps``.
@@ -125,9 +127,11 @@ class FixedNoiseMixin(SeededStreamMixin):
 
     def noise_keys_of(self, x_cf: torch.Tensor) -> np.ndarray:
         """
-        The noise key of every row of channels-first ``x_cf``: that of the nearest registered example (L_inf).
+        The noise key of every row of channels-first ``x_cf``: that of the registered examples within the radius
+        (L_inf; a small slack of ``1e-5`` of the ``clip_values`` range absorbs float32 rounding after projection).
 
-        :raises ValueError: If no examples are registered, or a row is farther than the radius from all of them.
+        :raises ValueError: If no examples are registered, a row is farther than the radius from all of them, or a
+            row is within the radius of examples with different keys.
         """
         if self._noise_anchors is None or self._noise_keys is None:
             raise ValueError(
@@ -141,23 +145,28 @@ class FixedNoiseMixin(SeededStreamMixin):
                 f"inputs of shape {tuple(x_cf.shape[1:])} do not match the registered examples' "
                 f"({anchors.shape[1]} values each)."
             )
-        best = torch.full((len(rows),), math.inf, dtype=torch.float64)
-        index = torch.zeros(len(rows), dtype=torch.int64)
-        chunk = max(1, _LOOKUP_BUDGET // max(1, rows.numel()))
-        for start in range(0, len(anchors), chunk):
-            part = anchors[start : start + chunk].to(torch.float64)
-            dist = (rows[:, None, :] - part[None]).abs().amax(-1)
-            value, where = dist.min(1)
-            better = value < best
-            best[better], index[better] = value[better], where[better] + start
         slack = 1e-5 * (float(self.clip_values[1]) - float(self.clip_values[0]))
-        far = best > self._noise_radius + slack
+        limit = self._noise_radius + slack
+        keys = torch.from_numpy(self._noise_keys)
+        best, index, ambiguous = _nearest_anchor(rows, anchors, keys, limit)
+        far = best > limit
         if far.any():
             i = int(torch.nonzero(far)[0])
             raise ValueError(
                 f"input row {i} is at L_inf distance {float(best[i]):.4g} from the nearest registered example, more "
                 f"than the radius {self._noise_radius:g}: in noise='fixed' mode every input must lie near an example "
                 "given to set_noise_keys."
+            )
+        if ambiguous.any():
+            i = int(torch.nonzero(ambiguous)[0])
+            dist = (rows[i] - anchors.to(torch.float64)).abs().amax(-1)
+            close = torch.nonzero(dist <= limit).flatten()
+            near = [int(close[0]), int(close[keys[close] != keys[close[0]]][0])]
+            raise ValueError(
+                f"input row {i} is within the radius {self._noise_radius:g} of registered examples with different "
+                f"noise keys ({', '.join(f'key {int(keys[j])} at L_inf distance {float(dist[j]):.4g}' for j in near)}"
+                "): its fixed noise would depend on its pixels. Use a radius below half the distance between "
+                "those examples, or register them in separate calls to set_noise_keys."
             )
         return self._noise_keys[index.numpy()]
 
@@ -166,6 +175,32 @@ class FixedNoiseMixin(SeededStreamMixin):
         if self.noise == "fixed":
             return KeyedStreams(int(self.seed), self.noise_keys_of(x_cf))  # type: ignore[arg-type]
         return self._generator(device)
+
+
+def _nearest_anchor(
+    rows: torch.Tensor, anchors: torch.Tensor, keys: torch.Tensor, limit: float
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """
+    For every row (float64): the L_inf distance to the nearest anchor, that anchor's index, and whether anchors with
+    different keys lie within ``limit`` of it; anchors are compared in chunks of at most ``_LOOKUP_BUDGET`` values.
+    """
+    best = torch.full((len(rows),), math.inf, dtype=torch.float64)
+    index = torch.zeros(len(rows), dtype=torch.int64)
+    # the smallest and largest key within the limit of each row: they differ when the key would be ambiguous
+    big = torch.iinfo(torch.int64).max
+    low = torch.full((len(rows),), big, dtype=torch.int64)
+    high = torch.full((len(rows),), -1, dtype=torch.int64)
+    chunk = max(1, _LOOKUP_BUDGET // max(1, rows.numel()))
+    for start in range(0, len(anchors), chunk):
+        part = anchors[start : start + chunk].to(torch.float64)
+        dist = (rows[:, None, :] - part[None]).abs().amax(-1)
+        value, where = dist.min(1)
+        better = value < best
+        best[better], index[better] = value[better], where[better] + start
+        close, part_keys = dist <= limit, keys[start : start + chunk][None]
+        low = torch.minimum(low, torch.where(close, part_keys, big).amin(1))
+        high = torch.maximum(high, torch.where(close, part_keys, -1).amax(1))
+    return best, index, high > low
 
 
 def is_loss_gradient_call(x: torch.Tensor, y: Optional[torch.Tensor]) -> bool:

@@ -156,8 +156,32 @@ def test_fixed_noise_errors_name_the_problem_and_change_nothing():
     defence.set_noise_keys(x, radius=0.05)
     with pytest.raises(ValueError, match="input row 1 is at L_inf distance 0.2 "):
         defence.forward(torch.cat([x[:1], (x[1:2] + 0.2).clamp(0, 1)]))
+    pair = torch.cat([x[:1].clamp(0.2, 0.8), x[:1].clamp(0.2, 0.8) + 0.15])  # two examples 0.15 apart
+    defence.set_noise_keys(pair, radius=0.1)
+    defence.forward(pair[:1] + 0.02)  # near one of them only
+    with pytest.raises(ValueError, match=r"input row 0 is within the radius 0.1 of .* different noise keys \(key 0 at"):
+        defence.forward(pair[:1] + 0.075)  # within the radius of both: the key would depend on the pixels
+    defence.set_noise_keys(pair, radius=0.1, keys=[4, 4])
+    defence.forward(pair[:1] + 0.075)  # one key: nothing ambiguous
     with pytest.raises(ValueError, match="do not match the registered examples"):
         defence.forward(image_batch(1, torch.float64, side=16))
     defence.clear_noise_keys()
     with pytest.raises(ValueError, match="call set_noise_keys"):
         defence.forward(x)
+
+
+def test_key_lookup_in_chunks_finds_the_same_keys_and_the_same_ambiguity(monkeypatch):
+    from art_purify.defences.preprocessor import eot
+
+    defence = _uniform(Elementwise(), seed=0, noise="fixed")
+    x = image_batch(5, torch.float64)
+    defence.set_noise_keys(x, radius=0.05, keys=[7, 3, 9, 1, 4])
+    shuffled = x[[4, 0, 3]] + 0.01
+    whole = defence.noise_keys_of(shuffled)
+    monkeypatch.setattr(eot, "_LOOKUP_BUDGET", 1)  # one anchor per chunk
+    np.testing.assert_array_equal(defence.noise_keys_of(shuffled), whole)
+    assert whole.tolist() == [4, 7, 1]
+    pair = torch.cat([x[:1], x[:1] + 0.06]).clamp(0, 1)  # different keys in different chunks
+    defence.set_noise_keys(torch.cat([x[1:], pair]), radius=0.05)
+    with pytest.raises(ValueError, match=r"different noise keys \(key 4 at .*, key 5 at"):
+        defence.noise_keys_of(pair[:1] + 0.03)
