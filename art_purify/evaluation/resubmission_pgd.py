@@ -58,7 +58,7 @@ class ResubmissionPGD(EvasionAttack):
     ]
     _estimator_requirements = (BaseEstimator, LossGradientsMixin, ClassifierMixin)
 
-    def __init__(  # pylint: disable=too-many-arguments
+    def __init__(  # pylint: disable=too-many-arguments,too-many-positional-arguments
         self,
         estimator: Any,
         eps: float = 0.1,
@@ -150,36 +150,41 @@ class ResubmissionPGD(EvasionAttack):
         runs = max(1, int(self.num_random_init))
         for start in trange(0, len(x), self.batch_size, desc="ResubmissionPGD", disable=not self.verbose):
             rows = slice(start, start + self.batch_size)
-            best, best_broken = x[rows].copy(), np.full(len(x[rows]), -1)
+            best_broken = np.full(len(x[rows]), -1)
             for _ in range(runs):
                 begin = x[rows]
                 if self.num_random_init:
                     noise = torch.rand(begin.shape, generator=generator, dtype=torch.float64).numpy()
                     begin = np.clip(begin + self.eps * (2.0 * noise - 1.0), lo, hi).astype(x.dtype)
-                result, broken = self._attack_batch(x[rows], begin, labels[rows], lo, hi, score=runs > 1)
-                better = broken >= best_broken
-                best[better], best_broken[better] = result[better], broken[better]
-            x_adv[rows] = best
+                self._attack_batch(x[rows], begin, labels[rows], (lo, hi), x_adv[rows], best_broken, runs > 1)
         return x_adv
 
     def _attack_batch(  # pylint: disable=too-many-arguments
-        self, x: np.ndarray, begin: np.ndarray, labels: np.ndarray, lo: float, hi: float, score: bool
-    ) -> Tuple[np.ndarray, np.ndarray]:
-        """One run from ``begin``: the selected iterate and the number of draws that misclassified it (zeros when
-        ``select="last"`` and ``score`` is False: the last iterate is then not classified)."""
+        self,
+        x: np.ndarray,
+        begin: np.ndarray,
+        labels: np.ndarray,
+        clip: Tuple[float, float],
+        best: np.ndarray,
+        best_broken: np.ndarray,
+        score: bool,
+    ) -> None:
+        """
+        One run from ``begin``, keeping in ``best`` (in place) per example the candidate that the most draws
+        misclassified (``best_broken``; ties: the later one): every iterate for ``select="broken"``, the last one for
+        ``select="last"``, which is classified only when runs compete (``score``).
+        """
         current = begin.copy()
-        best, best_broken = begin.copy(), np.full(len(x), -1)
         for i in range(int(self.max_iter) + 1):
             last = i == self.max_iter  # the final iterate is classified, not differentiated
-            if last and self.select == "last":
-                if not score:
-                    return current, np.zeros(len(x), dtype=np.int64)
-                return current, self.draws_and_gradient(current, labels, with_gradient=False)[0]
+            if last and self.select == "last" and not score:
+                best[:] = current
+                return
             broken, grad = self.draws_and_gradient(current, labels, with_gradient=not last)
-            better = broken >= best_broken
-            best[better], best_broken[better] = current[better], broken[better]
+            if last or self.select == "broken":
+                better = broken >= best_broken
+                best[better], best_broken[better] = current[better], broken[better]
             if grad is None:
-                break
+                return
             step = current + self.eps_step * np.sign(grad)
-            current = np.clip(np.clip(step, x - self.eps, x + self.eps), lo, hi).astype(x.dtype)
-        return best, best_broken
+            current = np.clip(np.clip(step, x - self.eps, x + self.eps), *clip).astype(x.dtype)

@@ -148,7 +148,7 @@ class FixedNoiseMixin(SeededStreamMixin):
         slack = 1e-5 * (float(self.clip_values[1]) - float(self.clip_values[0]))
         limit = self._noise_radius + slack
         keys = torch.from_numpy(self._noise_keys)
-        best, index, ambiguous = _nearest_anchor(rows, anchors, keys, limit)
+        best, low, high = _anchor_distances_and_keys(rows, anchors, keys, limit)
         far = best > limit
         if far.any():
             i = int(torch.nonzero(far)[0])
@@ -157,6 +157,7 @@ class FixedNoiseMixin(SeededStreamMixin):
                 f"than the radius {self._noise_radius:g}: in noise='fixed' mode every input must lie near an example "
                 "given to set_noise_keys."
             )
+        ambiguous = high > low
         if ambiguous.any():
             i = int(torch.nonzero(ambiguous)[0])
             dist = (rows[i] - anchors.to(torch.float64)).abs().amax(-1)
@@ -168,7 +169,7 @@ class FixedNoiseMixin(SeededStreamMixin):
                 "): its fixed noise would depend on its pixels. Use a radius below half the distance between "
                 "those examples, or register them in separate calls to set_noise_keys."
             )
-        return self._noise_keys[index.numpy()]
+        return low.numpy()  # within the radius of anchors of this one key only
 
     def _noise_source(self, x_cf: torch.Tensor, device: torch.device) -> Any:
         """What the call draws from: the defence's stream (fresh noise) or per-example keyed streams (fixed)."""
@@ -177,16 +178,15 @@ class FixedNoiseMixin(SeededStreamMixin):
         return self._generator(device)
 
 
-def _nearest_anchor(
+def _anchor_distances_and_keys(
     rows: torch.Tensor, anchors: torch.Tensor, keys: torch.Tensor, limit: float
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """
-    For every row (float64): the L_inf distance to the nearest anchor, that anchor's index, and whether anchors with
-    different keys lie within ``limit`` of it; anchors are compared in chunks of at most ``_LOOKUP_BUDGET`` values.
+    For every row (float64): the L_inf distance to the nearest anchor, and the smallest and largest key of the
+    anchors within ``limit`` of it (they differ when its key would be ambiguous; ``low`` is the int64 maximum and
+    ``high`` -1 when there is none); anchors are compared in chunks of at most ``_LOOKUP_BUDGET`` values.
     """
     best = torch.full((len(rows),), math.inf, dtype=torch.float64)
-    index = torch.zeros(len(rows), dtype=torch.int64)
-    # the smallest and largest key within the limit of each row: they differ when the key would be ambiguous
     big = torch.iinfo(torch.int64).max
     low = torch.full((len(rows),), big, dtype=torch.int64)
     high = torch.full((len(rows),), -1, dtype=torch.int64)
@@ -194,13 +194,11 @@ def _nearest_anchor(
     for start in range(0, len(anchors), chunk):
         part = anchors[start : start + chunk].to(torch.float64)
         dist = (rows[:, None, :] - part[None]).abs().amax(-1)
-        value, where = dist.min(1)
-        better = value < best
-        best[better], index[better] = value[better], where[better] + start
+        best = torch.minimum(best, dist.amin(1))
         close, part_keys = dist <= limit, keys[start : start + chunk][None]
         low = torch.minimum(low, torch.where(close, part_keys, big).amin(1))
         high = torch.maximum(high, torch.where(close, part_keys, -1).amax(1))
-    return best, index, high > low
+    return best, low, high
 
 
 def is_loss_gradient_call(x: torch.Tensor, y: Optional[torch.Tensor]) -> bool:
