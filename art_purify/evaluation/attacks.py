@@ -188,8 +188,10 @@ def _apgd(classifier, settings: AttackSettings, loss_type: str, verbose: bool):
 def _square(classifier, settings: AttackSettings, verbose: bool):
     from art.attacks.evasion import SquareAttack
 
+    from art_purify.evaluation.memoised_classifier import memoised_classifier
+
     return SquareAttack(
-        classifier,
+        memoised_classifier(classifier),  # a deterministic defence answers ART's repeated queries from memory
         norm=np.inf,
         eps=settings.eps,
         max_iter=settings.square_queries,
