@@ -18,14 +18,15 @@ from typing import Any, Dict, List
 
 import numpy as np
 from art.estimators.classification.pytorch import PyTorchClassifier
-
-from art_purify.evaluation.attacks import defences_of
+from art.preprocessing.standardisation_mean_std import StandardisationMeanStd, StandardisationMeanStdPyTorch
 
 
 def is_deterministic(classifier: Any) -> bool:
     """Whether every preprocessing defence of ``classifier`` declares ``stochastic = False`` (a defence that does not
     say is taken as random; ART's standardisation step does not count)."""
-    return all(getattr(defence, "stochastic", True) is False for defence in defences_of(classifier))
+    steps = classifier.preprocessing_operations or []  # not attacks.defences_of: attacks imports this module
+    defences = [p for p in steps if not isinstance(p, (StandardisationMeanStd, StandardisationMeanStdPyTorch))]
+    return all(getattr(defence, "stochastic", True) is False for defence in defences)
 
 
 class MemoisedPyTorchClassifier(PyTorchClassifier):
