@@ -188,10 +188,8 @@ def _apgd(classifier, settings: AttackSettings, loss_type: str, verbose: bool):
 def _square(classifier, settings: AttackSettings, verbose: bool):
     from art.attacks.evasion import SquareAttack
 
-    from art_purify.evaluation.memoised_classifier import memoised_classifier
-
     return SquareAttack(
-        memoised_classifier(classifier),  # a deterministic defence answers ART's repeated queries from memory
+        memoised_if_deterministic(classifier),  # ART's repeated queries answered from memory when that is exact
         norm=np.inf,
         eps=settings.eps,
         max_iter=settings.square_queries,
@@ -292,6 +290,24 @@ def is_defence(step: Any) -> bool:
 def defences_of(classifier: Any) -> List[Any]:
     """The preprocessing defences of an ART estimator (its standardisation step excluded)."""
     return [p for p in (classifier.preprocessing_operations or []) if is_defence(p)]
+
+
+def is_deterministic(classifier: Any) -> bool:
+    """Whether every preprocessing defence of ``classifier`` declares ``stochastic = False`` (a defence that does not
+    say is taken as random)."""
+    return all(getattr(defence, "stochastic", True) is False for defence in defences_of(classifier))
+
+
+def memoised_if_deterministic(classifier: Any) -> Any:
+    """``classifier``, or its :class:`~art_purify.evaluation.memoised_classifier.MemoisedPyTorchClassifier` copy when
+    it is a deterministic ``PyTorchClassifier`` (for a random defence a repeated query is a fresh draw)."""
+    from art.estimators.classification import PyTorchClassifier
+
+    from art_purify.evaluation.memoised_classifier import memoised_copy
+
+    if isinstance(classifier, PyTorchClassifier) and is_deterministic(classifier):
+        return memoised_copy(classifier)
+    return classifier
 
 
 def undefended_classifier(classifier: Any) -> Any:

@@ -8,7 +8,8 @@ candidates. Only the candidates are new. With a deterministic classifier (every 
 ``stochastic = False``, such as the reconstruction search, whose output for an image depends on that image alone),
 the two repeated answers are the ones already computed, so they can come from memory: the attack does exactly what
 it did, with about a third of the defence calls. For a random defence a repeated query is a fresh draw, part of
-what the attack sees, so :func:`memoised_classifier` leaves such a classifier alone.
+what the attack sees, so the attack set (``art_purify.evaluation.attacks``) memoises only a classifier that
+:func:`~art_purify.evaluation.attacks.is_deterministic` accepts.
 """
 
 from __future__ import annotations
@@ -18,22 +19,13 @@ from typing import Any, Dict, List
 
 import numpy as np
 from art.estimators.classification.pytorch import PyTorchClassifier
-from art.preprocessing.standardisation_mean_std import StandardisationMeanStd, StandardisationMeanStdPyTorch
-
-
-def is_deterministic(classifier: Any) -> bool:
-    """Whether every preprocessing defence of ``classifier`` declares ``stochastic = False`` (a defence that does not
-    say is taken as random; ART's standardisation step does not count)."""
-    steps = classifier.preprocessing_operations or []  # not attacks.defences_of: attacks imports this module
-    defences = [p for p in steps if not isinstance(p, (StandardisationMeanStd, StandardisationMeanStdPyTorch))]
-    return all(getattr(defence, "stochastic", True) is False for defence in defences)
 
 
 class MemoisedPyTorchClassifier(PyTorchClassifier):
     """
     A ``PyTorchClassifier`` whose ``predict`` (in inference mode) returns the stored output for an input row it has
-    already answered, keyed by a digest of the row's bytes, dtype and shape; other methods are ART's. Build it with
-    :func:`memoised_classifier`, which refuses a classifier that may be random.
+    already answered, keyed by a digest of the row's bytes, dtype and shape; other methods are ART's. Only for a
+    deterministic classifier; build it with :func:`memoised_copy`.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -66,15 +58,10 @@ class MemoisedPyTorchClassifier(PyTorchClassifier):
                 self._memo[key] = value
             self.computed_rows += len(rows)
         self.memo_rows += len(keys) - len(new)
-        return np.stack([self._memo[key] for key in keys]).copy()
+        return np.stack([self._memo[key] for key in keys])  # a new array: the memory is not shared with the caller
 
 
-def memoised_classifier(classifier: Any) -> Any:
-    """
-    A :class:`MemoisedPyTorchClassifier` copy of the ART ``PyTorchClassifier`` ``classifier`` (same model, defence
-    objects, loss, input shape, clip values and standardisation) when ``classifier`` is deterministic
-    (:func:`is_deterministic`); ``classifier`` itself otherwise. The memory lives as long as the copy: one attack.
-    """
-    if not isinstance(classifier, PyTorchClassifier) or not is_deterministic(classifier):
-        return classifier
+def memoised_copy(classifier: PyTorchClassifier) -> MemoisedPyTorchClassifier:
+    """A :class:`MemoisedPyTorchClassifier` copy of the ART ``PyTorchClassifier`` ``classifier`` (same model, defence
+    objects, loss, input shape, clip values and standardisation). The memory lives as long as the copy: one attack."""
     return MemoisedPyTorchClassifier(**classifier.get_params())

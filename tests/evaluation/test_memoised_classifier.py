@@ -8,7 +8,8 @@ import torch
 
 from art_purify.defences.preprocessor import ReconstructionSearchPyTorch
 from art_purify.evaluation import AttackSettings, as_art_classifier, build_attack
-from art_purify.evaluation.memoised_classifier import MemoisedPyTorchClassifier, is_deterministic, memoised_classifier
+from art_purify.evaluation.attacks import is_deterministic, memoised_if_deterministic
+from art_purify.evaluation.memoised_classifier import MemoisedPyTorchClassifier
 from art_purify.evaluation.seeding import seeded_phase
 from tests import helpers
 
@@ -24,7 +25,7 @@ def _searched():
 
 def test_repeated_rows_come_from_memory_with_the_same_answers():
     classifier = _searched()
-    memo = memoised_classifier(classifier)
+    memo = memoised_if_deterministic(classifier)
     assert (
         isinstance(memo, MemoisedPyTorchClassifier)
         and memo.preprocessing_operations[0] is classifier.preprocessing_operations[0]
@@ -47,7 +48,7 @@ def test_random_and_unknown_defences_are_not_memoised():
         helpers.tiny_classifier(), input_shape=(1, 8, 8), device="cpu",
         preprocessing_defences=[helpers.uniform_defence(dtype=torch.float32)],
     )  # fmt: skip
-    assert not is_deterministic(uniform) and memoised_classifier(uniform) is uniform
+    assert not is_deterministic(uniform) and memoised_if_deterministic(uniform) is uniform
     plain = as_art_classifier(helpers.linear_model(side=8), input_shape=(1, 8, 8), device="cpu")
     assert is_deterministic(plain) and is_deterministic(_searched())
 
