@@ -2,8 +2,8 @@
 # Copyright (c) 2026 art_purify developers
 """Progress of long ``--cascade`` evaluations from their checkpoints, before their reports exist.
 
-    python benchmarks/campaign_progress.py runs/results15            # every run directory under it
-    python benchmarks/campaign_progress.py runs/results15/search     # one run
+    python benchmarks/campaign_progress.py campaign/results15            # every run directory under it
+    python benchmarks/campaign_progress.py campaign/results15/search     # one run
 
 For each run: the batches whose phases are done, the cumulative robust count after each attack of the cascade (an
 example counts as robust after an attack when it was robust before and the attack, if it ran on it, did not break
