@@ -4,22 +4,27 @@
 
     python benchmarks/campaign_progress.py campaign/results15            # every run directory under it
     python benchmarks/campaign_progress.py campaign/results15/search     # one run
+    python benchmarks/campaign_progress.py --compare campaign/results15/search-rho0 campaign/results15/uniform
 
 For each run: the batches whose phases are done, the cumulative robust count after each attack of the cascade (an
 example counts as robust after an attack when it was robust before and the attack, if it ran on it, did not break
 it: the report's majority figure), and the time each attack took. Only finished (batch, attack) pairs are read; the
 figures are partial until every batch has every phase. The labels are those of the embedded Fashion-MNIST test
 images, in order (the evaluations of docs/results.md use the first N of them).
+
+``--compare A B`` pairs two runs on the same images: the examples whose every batch phase both have finished, which
+of them each run keeps after its whole cascade (its worst case), and the exact McNemar p-value of the difference.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -29,44 +34,62 @@ from art_purify.evaluation.runner import cascade_order
 _FILE = re.compile(r"b(\d{5})-(.+)\.npz$")
 
 
-def run_progress(run: Path, labels: np.ndarray) -> str:
-    """A text table of the finished phases of the run in directory ``run`` (``run/partial/b*.npz``)."""
+def _phases(run: Path) -> Dict[int, Dict[str, Path]]:
+    """The finished phase files of run directory ``run``, by batch index and phase name."""
     phases: Dict[int, Dict[str, Path]] = defaultdict(dict)
     for path in sorted((run / "partial").glob("b*.npz")):
         match = _FILE.search(path.name)
         if match:
             phases[int(match.group(1))][match.group(2)] = path
+    return phases
+
+
+def _batch_robust(done: Dict[str, Path], attacks: List[str], y: np.ndarray) -> List[Tuple[str, np.ndarray, float]]:
+    """(phase, robust after it, time) for ``clean`` and the attacks of the cascade that batch ``done`` has finished,
+    in cascade order: an example is robust after an attack when it was robust before and the attack, if it ran on
+    it, did not break it (the report's majority figure)."""
+    clean = np.load(done["clean"])
+    robust = clean["prediction"] == y
+    rows = [("clean", robust, float(clean["time_s"]))]
+    for name in attacks:
+        if name not in done:
+            break
+        data = np.load(done[name])
+        attacked = data["attacked"] if "attacked" in data.files else np.ones(len(y), bool)
+        robust = robust & ((data["prediction"] == y) | ~attacked)
+        rows.append((name, robust, float(data["time_s"])))
+    return rows
+
+
+def _layout(phases: Dict[int, Dict[str, Path]]) -> Tuple[List[str], int]:
+    """The cascade's attacks and the batch size (every batch has it but the last: batch b starts at b * size)."""
+    attacks = cascade_order(sorted({p for b in phases.values() for p in b if p != "clean"}))
+    first = phases[min(phases)]
+    size = len(np.load(first["clean"])["prediction"]) if "clean" in first else 0
+    return attacks, size
+
+
+def run_progress(run: Path, labels: np.ndarray) -> str:
+    """A text table of the finished phases of the run in directory ``run`` (``run/partial/b*.npz``)."""
+    phases = _phases(run)
     if not phases:
         return f"{run}: no finished phase yet"
-    attacks = cascade_order(sorted({p for b in phases.values() for p in b if p != "clean"}))
+    attacks, size = _layout(phases)
     lines = [f"{run}: {len(phases)} batch(es) started"]
     header = f"{'batch':>6} {'n':>4} {'clean':>6} " + " ".join(f"{a[:12]:>12}" for a in attacks) + "   time (s)"
     lines.append(header)
-    size = len(np.load(phases[min(phases)]["clean"])["prediction"]) if "clean" in phases[min(phases)] else 0
-    # every batch has this size but the last (batch b starts at example b * size)
     totals: Dict[str, List[int]] = defaultdict(lambda: [0, 0])  # robust, examples, over batches that have the phase
     for batch in sorted(phases):
-        done = phases[batch]
-        if "clean" not in done:
+        if "clean" not in phases[batch]:
             continue
-        clean = np.load(done["clean"])
-        n = len(clean["prediction"])
-        y = labels[batch * size : batch * size + n]
-        robust = clean["prediction"] == y
-        cells, times = [f"{int(robust.sum()):>6}"], [f"{float(clean['time_s']):.0f}"]
-        totals["clean"][0] += int(robust.sum())
-        totals["clean"][1] += n
-        for name in attacks:
-            if name not in done:
-                break
-            data = np.load(done[name])
-            attacked = data["attacked"] if "attacked" in data.files else np.ones(n, bool)
-            robust = robust & ((data["prediction"] == y) | ~attacked)
-            cells.append(f"{int(robust.sum()):>12}")
-            times.append(f"{float(data['time_s']):.0f}")
+        n = len(np.load(phases[batch]["clean"])["prediction"])
+        rows = _batch_robust(phases[batch], attacks, labels[batch * size : batch * size + n])
+        cells = [f"{int(robust.sum()):>{6 if name == 'clean' else 12}}" for name, robust, _ in rows]
+        for name, robust, _ in rows:
             totals[name][0] += int(robust.sum())
             totals[name][1] += n
-        lines.append(f"{batch:>6} {n:>4} " + " ".join(cells).ljust(len(header) - 12) + "   " + " ".join(times))
+        times = " ".join(f"{t:.0f}" for _, _, t in rows)
+        lines.append(f"{batch:>6} {n:>4} " + " ".join(cells).ljust(len(header) - 12) + "   " + times)
     summary = ", ".join(
         f"{name} {totals[name][0]}/{totals[name][1]}" for name in ["clean", *attacks] if totals[name][1]
     )
@@ -74,11 +97,67 @@ def run_progress(run: Path, labels: np.ndarray) -> str:
     return "\n".join(lines)
 
 
+def worst_case(run: Path, labels: np.ndarray) -> Dict[int, bool]:
+    """Example index -> robust after the whole cascade, for the batches of ``run`` that have finished every phase
+    (the run's worst case, per example)."""
+    phases = _phases(run)
+    if not phases:
+        return {}
+    attacks, size = _layout(phases)
+    out: Dict[int, bool] = {}
+    for batch, done in sorted(phases.items()):
+        if "clean" not in done or any(a not in done for a in attacks):
+            continue
+        n = len(np.load(done["clean"])["prediction"])
+        robust = _batch_robust(done, attacks, labels[batch * size : batch * size + n])[-1][1]
+        out.update({batch * size + i: bool(r) for i, r in enumerate(robust)})
+    return out
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value: the chance, if both runs were equally robust, of discordant pairs at least
+    this uneven (a binomial test of ``only_a`` out of ``only_a + only_b`` at one half)."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    k = min(only_a, only_b)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def compare(run_a: Path, run_b: Path, labels: np.ndarray) -> str:
+    """Per-example comparison of the worst cases of two runs, on the examples both have finished: how many each
+    keeps, how many only one keeps, and the exact McNemar p-value of the difference (paired, so much tighter than
+    comparing two accuracies on the same images as if they were independent)."""
+    a, b = worst_case(run_a, labels), worst_case(run_b, labels)
+    common = sorted(set(a) & set(b))
+    if not common:
+        return f"{run_a} vs {run_b}: no example has finished every phase in both runs"
+    both = sum(a[i] and b[i] for i in common)
+    only_a = sum(a[i] and not b[i] for i in common)
+    only_b = sum(b[i] and not a[i] for i in common)
+    n = len(common)
+    return (
+        f"{run_a} vs {run_b}, on the {n} examples both have finished (indices {common[0]}-{common[-1]}):\n"
+        f"  robust in A {both + only_a}/{n} ({100 * (both + only_a) / n:.1f} %), "
+        f"in B {both + only_b}/{n} ({100 * (both + only_b) / n:.1f} %)\n"
+        f"  robust in both {both}, only in A {only_a}, only in B {only_b}, in neither {n - both - only_a - only_b}\n"
+        f"  exact McNemar p = {mcnemar_p(only_a, only_b):.3g} (two-sided)"
+    )
+
+
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="run directories, or directories holding them")
+    parser.add_argument("--compare", action="store_true", help="compare two run directories per example")
     args = parser.parse_args(argv)
     _, labels = load_fashion_mnist("test")
+    if args.compare:
+        if len(args.dirs) != 2 or not all((d / "partial").is_dir() for d in args.dirs):
+            print("--compare takes two run directories (each with partial/)", file=sys.stderr)
+            return 2
+        print(compare(args.dirs[0], args.dirs[1], labels))
+        return 0
     for path in args.dirs:
         runs = [path] if (path / "partial").is_dir() else sorted(p for p in path.iterdir() if (p / "partial").is_dir())
         if not runs:
