@@ -10,7 +10,7 @@ import re
 import shlex
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from art_purify import __version__
 
@@ -424,6 +424,14 @@ def _build_parser() -> argparse.ArgumentParser:  # pylint: disable=too-many-stat
         help="Under torchrun: how long a rank waits for the others at the start and at the end (default 360).",
     )
     p.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="RANK/WORLD",
+        help="Without torchrun: run only the example batches RANK, RANK+WORLD, ... (one job of a SLURM array), "
+        "saved in OUT/partial; a last run without --shard and with --resume writes the report.",
+    )
+    p.add_argument(
         "--device",
         default="auto",
         help="'auto' (CUDA if available), 'cpu' or 'cuda[:N]'; under torchrun each rank uses cuda:LOCAL_RANK.",
@@ -722,6 +730,7 @@ def _cmd_evaluate(args, command: str) -> int:
             atop=args.atop,
             seeding=args.seeding,
             dist_timeout=args.dist_timeout,
+            shard=args.shard,
             speed={
                 "precision": args.precision,
                 "channels_last": args.channels_last or None,
@@ -730,6 +739,17 @@ def _cmd_evaluate(args, command: str) -> int:
         )
     )
     return 0
+
+
+def _shard(text: str) -> Tuple[int, int]:
+    """``RANK/WORLD`` (e.g. ``3/8``) as ``(3, 8)``, with ``0 <= RANK < WORLD``."""
+    from art_purify.evaluation.sharding import check_shard  # pylint: disable=import-outside-toplevel
+
+    try:
+        rank, world = (int(v) for v in text.split("/"))
+        return check_shard((rank, world))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--shard must be RANK/WORLD with 0 <= RANK < WORLD, got {text!r}.") from err
 
 
 def _join_negative_values(parser: argparse.ArgumentParser, argv: List[str]) -> List[str]:

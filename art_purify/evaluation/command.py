@@ -165,6 +165,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     seeding: str = "batch",
     dist_timeout: float = 360.0,
     speed: Optional[Dict[str, Any]] = None,
+    shard: Optional[Tuple[int, int]] = None,
     **options: Any,
 ) -> str:
     """
@@ -199,6 +200,10 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     :param speed: Speed options of the diffusion defences (``precision``, ``channels_last``, ``compile_unet``; ``None``
                   values keep the defaults), see :class:`~art_purify.defences.preprocessor.DiffusionPurificationPyTorch`.
     :param dist_timeout: Minutes a rank of a torchrun run waits for the others (see :func:`process_group`).
+    :param shard: ``(rank, world)``: run only the example batches ``rank, rank + world, ...`` in this process, without
+                  ``torch.distributed`` (one job of a SLURM array, or a queue of your own), saving them in
+                  ``out/partial``; a last call without ``shard`` and with ``resume`` loads every batch, runs the
+                  sanity checks and writes the report. Needs ``seeding="batch"``; not under ``torchrun``.
     :param command: The command line, recorded in the report.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1), every rank runs its share of the example batches on its own device
@@ -206,7 +211,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
     process's; the other ranks return one line saying so.
     """
     from art_purify.evaluation.defences import ATOP_DEFENCES, MODEL_FREE_DEFENCES
-    from art_purify.evaluation.sharding import SEEDINGS
+    from art_purify.evaluation.sharding import SEEDINGS, check_shard
     from art_purify.utils import resolve_device
 
     resolved = resolve_options(**options)
@@ -237,9 +242,15 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
         raise ValueError(f"--seeding must be one of {', '.join(SEEDINGS)}, got {seeding!r}.")
     if not math.isfinite(dist_timeout) or dist_timeout <= 0:
         raise ValueError(f"--dist-timeout must be a positive number of minutes, got {dist_timeout}.")
+    if shard is not None:
+        shard = check_shard(shard)
+        if seeding != "batch":
+            raise ValueError("--shard needs --seeding batch (per-batch seeds).")
     with process_group(resolve_device(device), dist_timeout) as (rank, world, dev):
         if world > 1 and seeding != "batch":
             raise ValueError("a run split across ranks needs --seeding batch (per-batch seeds).")
+        if world > 1 and shard is not None:
+            raise ValueError("--shard is for runs outside torchrun; under torchrun the ranks split the batches.")
         return _run_evaluate(
             out=out,
             data=data,
@@ -270,6 +281,7 @@ def run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals
             resolved=resolved,
             options=options,
             speed=speed,
+            shard=shard,
         )
 
 
@@ -304,6 +316,7 @@ def _run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-man
     resolved: Dict[str, Any],
     options: Dict[str, Any],
     speed: Dict[str, Any],
+    shard: Optional[Tuple[int, int]] = None,
 ) -> str:
     """:func:`run_evaluate` on this rank's device (``rank_world``: this process's rank and the number of ranks)."""
     import torch
@@ -311,7 +324,7 @@ def _run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-man
     from art_purify.datasets import CLASSES, check_range, load_dataset
     from art_purify.evaluation.defences import ATOP_DEFENCES, MODEL_FREE_DEFENCES, build_defence
     from art_purify.evaluation.report import save_figure, save_report, summary_table
-    from art_purify.evaluation.suite import evaluate, evaluate_distributed
+    from art_purify.evaluation.suite import evaluate, evaluate_distributed, evaluate_shard
     from art_purify.models import as_art_classifier, check_unet_fits
     from art_purify.zoo import load_atop, load_diffusion, load_diffusion_dir
     from art_purify.zoo.user import check_stage_names, classes_of, load_atop_dir, resolve_classifier
@@ -388,6 +401,14 @@ def _run_evaluate(  # pylint: disable=too-many-arguments,too-many-locals,too-man
         "verbose": verbose,
         "cascade": cascade,
     }
+    if shard is not None:
+        unsharded = ("sanity", "sanity_n", "eps_curve")  # the last, unsharded call runs those
+        mine = {k: v for k, v in common.items() if k not in unsharded}
+        done = evaluate_shard(art_classifier, x, y, shard, resolved["attacks"], resolved["settings"], **mine)
+        return (
+            f"shard {shard[0]} of {shard[1]}: batches {sorted(done.batches)} of {done.n_batches} are done (in "
+            f"{out / 'partial'}); run again without --shard and with --resume to write the report"
+        )
     if world > 1:
         report = evaluate_distributed(art_classifier, x, y, resolved["attacks"], resolved["settings"], **common)
     else:

@@ -248,6 +248,16 @@ def test_torchrun_evaluate_equals_a_single_process(tmp_path):
     assert 0 < one["evaluation"]["clean_accuracy"], "the test needs a defence that gets some images right"
     with np.load(tmp_path / "alone" / "adversarial.npz") as a, np.load(tmp_path / "split" / "adversarial.npz") as b:
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
+    # the same split without torch.distributed: one process per --shard (a SLURM array), then --resume writes it
+    for shard in ("1/2", "0/2"):
+        part = _cli(*args, "--out", tmp_path / "shards", "--shard", shard)
+        assert part.returncode == 0, part.stderr
+        assert not (tmp_path / "shards" / "report.json").exists()
+    assert "shard 0 of 2: batches [0, 2] of 4 are done" in part.stdout
+    merged = _cli(*args, "--out", tmp_path / "shards", "--resume")
+    assert merged.returncode == 0, merged.stderr
+    three = json.loads((tmp_path / "shards" / "report.json").read_text())
+    assert three["evaluation"]["per_example"] == one["evaluation"]["per_example"]
 
 
 def test_a_split_run_refuses_phase_seeding_and_a_bad_timeout(tmp_path, monkeypatch):
@@ -261,6 +271,26 @@ def test_a_split_run_refuses_phase_seeding_and_a_bad_timeout(tmp_path, monkeypat
     with pytest.raises(ValueError, match="--dist-timeout must be a positive number"):
         command.run_evaluate(out=tmp_path / "r", n=4, dist_timeout=float("nan"), device="cpu", verbose=False)
     assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+def test_a_shard_refuses_phase_seeding_torchrun_and_a_bad_rank(tmp_path, monkeypatch, capsys):
+    import contextlib
+
+    import art_purify.evaluation.command as command
+    from art_purify.cli import main
+
+    with pytest.raises(ValueError, match="--shard needs --seeding batch"):
+        command.run_evaluate(out=tmp_path / "r", n=4, seeding="phase", shard=(0, 2), device="cpu", verbose=False)
+    with pytest.raises(ValueError, match="shard must be"):
+        command.run_evaluate(out=tmp_path / "r", n=4, shard=(2, 2), device="cpu", verbose=False)
+    monkeypatch.setattr(command, "process_group", lambda device, timeout: contextlib.nullcontext((0, 2, device)))
+    with pytest.raises(ValueError, match="--shard is for runs outside torchrun"):
+        command.run_evaluate(out=tmp_path / "r", n=4, shard=(0, 2), device="cpu", verbose=False)
+    assert not (tmp_path / "r").exists()
+    for bad in ("2/2", "1", "a/b", "-1/2"):
+        with pytest.raises(SystemExit):
+            main(["evaluate", "--shard", bad, "--out", str(tmp_path / "r")])
+        assert "--shard must be RANK/WORLD" in capsys.readouterr().err
 
 
 def test_ctrl_c_message_counts_the_saved_batches(tmp_path):
