@@ -15,7 +15,8 @@ throughput is images x attack iterations per second; the FLOPs of one attack ite
 the surrogate's recomputation included) give the FLOP rate and, with ``--peak-tflops``, the fraction of the
 device's peak. The projection is the paper's protocol (PGD-EOT 200 x 20, majority vote over 20 purifications of the
 clean and of the adversarial images) on ``--project`` images: the measured time per image, iteration and EOT sample
-scaled up, plus the measured time of one purification per vote.
+scaled up, plus the measured time of one purification per vote. On a GPU each row also has its peak allocated memory; an option
+that runs out of memory is recorded as such and the next one runs.
 
 Part 2, ``ranks``: ``evaluate_distributed`` (gloo on the CPU, NCCL on GPUs) of PGD-EOT on ``--n`` images in batches
 of ``--batch``, spawned with ``torch.multiprocessing`` on 1 and on ``--ranks`` ranks (``--threads`` threads each),
@@ -100,70 +101,96 @@ def options_part(args) -> list:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from art_purify.evaluation import AttackSettings, build_attack
-
     device = torch.device(args.device)
-    unet, model, scheduler = _models(device)
+    models = _models(device)
+    unet = models[0]
     gen = np.random.default_rng(0)
     x = gen.random((args.batch, 3, 32, 32), dtype=np.float32)
     y = gen.integers(0, 10, args.batch)
     onehot = np.eye(10, dtype=np.float32)[y]
-    settings = AttackSettings(eps=8 / 255, max_iter=args.iters, batch_size=args.batch)
-    rows = []
     with torch.no_grad():
         counter = FlopCounterMode(display=False)
         with counter:
             unet(torch.as_tensor(x[:1], device=device) * 2 - 1, torch.full((1,), 100, device=device))
         unet_flops = counter.get_total_flops()
+    # one attack iteration on one image, EOT included: the same operations under every option, so counted once, in
+    # float32 and eagerly (a compiled UNet would hide its operations from the counter)
+    classifier, _ = _classifier(*models, device, 1, args.eot, args.gradient)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        classifier.loss_gradient(x[:1], onehot[:1])
+    flops = (unet_flops, counter.get_total_flops())
+    rows = []
     for option in args.options.split(","):
-        classifier, defence = _classifier(
-            unet, model, scheduler, device, args.batch, args.eot, args.gradient, **_option_kwargs(option)
-        )
-        t0 = time.perf_counter()
-        classifier.loss_gradient(x, onehot)  # warm-up (and the compilation, for compile)
-        _sync(device)
-        warm = time.perf_counter() - t0
-        counter = FlopCounterMode(display=False)
-        with counter:
-            classifier.loss_gradient(x[:1], onehot[:1])
-        iteration_flops = counter.get_total_flops()  # one attack iteration on one image, EOT included
-        t0 = time.perf_counter()
-        for _ in range(args.iters):  # what one PGD iteration costs: ART's loss gradient through the defence
-            classifier.loss_gradient(x, onehot)
-        _sync(device)
-        seconds = time.perf_counter() - t0
-        attack = build_attack("pgd", classifier, settings, verbose=False)
-        t0 = time.perf_counter()
-        attack.generate(x, y=y)
-        _sync(device)
-        attack_s = time.perf_counter() - t0  # the iterations, plus ART's success-rate predictions at the end
-        defence.set_params(nb_eot=1)
-        t0 = time.perf_counter()
-        classifier.predict(x, batch_size=args.batch)
-        _sync(device)
-        vote = (time.perf_counter() - t0) / args.batch  # one purification of one image
-        per_sample = seconds / (args.batch * args.iters * args.eot)
-        low = "bfloat16" in option or "float16" in option
-        peak = args.peak_tflops if low else args.peak_tflops_float32
-        project = args.project * (200 * 20 * per_sample + 2 * 20 * vote)
-        rate = iteration_flops * args.batch * args.iters / seconds
-        rows.append(
-            {
-                "option": option,
-                "images_x_iters_per_s": args.batch * args.iters / seconds,
-                "gradient_s": seconds,
-                "pgd_generate_s": attack_s,
-                "warmup_s": warm,
-                "vote_s_per_image": vote,
-                "unet_gflops_per_call": unet_flops / 1e9,
-                "iteration_gflops_per_image": iteration_flops / 1e9,
-                "achieved_tflops": rate / 1e12,
-                "peak_fraction": rate / (peak * 1e12) if peak else None,
-                "projected_paper_protocol_h": project / 3600,
-            }
-        )
+        try:
+            rows.append(_option_row(option, args, device, models, (x, y, onehot), flops))
+        except torch.cuda.OutOfMemoryError as err:  # record it and go on with the next option
+            rows.append({"option": option, "error": f"out of memory: {str(err).splitlines()[0]}"})
+        torch.cuda.empty_cache()
         print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def _option_row(option, args, device, models, data, flops) -> dict:  # pylint: disable=too-many-locals
+    """One option's figures (see the module docstring)."""
+    from art_purify.evaluation import AttackSettings, build_attack
+
+    x, y, onehot = data
+    unet_flops, iteration_flops = flops
+    settings = AttackSettings(eps=8 / 255, max_iter=args.iters, batch_size=args.batch)
+    classifier, defence = _classifier(*models, device, args.batch, args.eot, args.gradient, **_option_kwargs(option))
+    t0 = time.perf_counter()
+    classifier.loss_gradient(x, onehot)  # warm-up (and the compilation, for compile)
+    _sync(device)
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(args.iters):  # what one PGD iteration costs: ART's loss gradient through the defence
+        classifier.loss_gradient(x, onehot)
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    attack = build_attack("pgd", classifier, settings, verbose=False)
+    t0 = time.perf_counter()
+    attack.generate(x, y=y)
+    _sync(device)
+    attack_s = time.perf_counter() - t0  # the iterations, plus ART's success-rate predictions at the end
+    defence.set_params(nb_eot=1)
+    t0 = time.perf_counter()
+    classifier.predict(x, batch_size=args.batch)
+    _sync(device)
+    vote = (time.perf_counter() - t0) / args.batch  # one purification of one image
+    per_sample = seconds / (args.batch * args.iters * args.eot)
+    low = "bfloat16" in option or "float16" in option
+    peak = args.peak_tflops if low else args.peak_tflops_float32
+    project = args.project * (200 * 20 * per_sample + 2 * 20 * vote)
+    rate = iteration_flops * args.batch * args.iters / seconds
+    peak_memory = torch_peak_mib(device)
+    return {
+        "option": option,
+        "batch": args.batch,
+        "eot": args.eot,
+        "images_x_iters_per_s": args.batch * args.iters / seconds,
+        "gradient_s": seconds,
+        "pgd_generate_s": attack_s,
+        "warmup_s": warm,
+        "vote_s_per_image": vote,
+        "unet_gflops_per_call": unet_flops / 1e9,
+        "iteration_gflops_per_image": iteration_flops / 1e9,
+        "achieved_tflops": rate / 1e12,
+        "peak_fraction": rate / (peak * 1e12) if peak else None,
+        "peak_memory_mib": peak_memory,
+        "projected_paper_protocol_h": project / 3600,
+    }
+
+
+def torch_peak_mib(device):
+    """Peak CUDA memory allocated since the last reset, in MiB (then reset); None on the CPU."""
+    import torch
+
+    if device.type != "cuda":
+        return None
+    peak = torch.cuda.max_memory_allocated(device) / 2**20
+    torch.cuda.reset_peak_memory_stats(device)
+    return peak
 
 
 def _rank(rank, world, args, init, results):  # pylint: disable=too-many-locals
