@@ -15,8 +15,9 @@ throughput is images x attack iterations per second; the FLOPs of one attack ite
 the surrogate's recomputation included) give the FLOP rate and, with ``--peak-tflops``, the fraction of the
 device's peak. The projection is the paper's protocol (PGD-EOT 200 x 20, majority vote over 20 purifications of the
 clean and of the adversarial images) on ``--project`` images: the measured time per image, iteration and EOT sample
-scaled up, plus the measured time of one purification per vote. On a GPU each row also has its peak allocated memory; an option
-that runs out of memory is recorded as such and the next one runs.
+scaled up, plus the measured time of one purification per vote. Each row also has the memory growth of the first
+gradient (measured as in ``bench_diffusion.py``); an option that runs out of CUDA memory is recorded as such and the
+next one runs.
 
 Part 2, ``ranks``: ``evaluate_distributed`` (gloo on the CPU, NCCL on GPUs) of PGD-EOT on ``--n`` images in batches
 of ``--batch``, spawned with ``torch.multiprocessing`` on 1 and on ``--ranks`` ranks (``--threads`` threads each),
@@ -38,7 +39,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_diffusion import CIFAR10_DDPM  # noqa: E402  pylint: disable=wrong-import-position
+from bench_diffusion import CIFAR10_DDPM, measure  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def _models(device):
@@ -139,15 +140,12 @@ def _option_row(option, args, device, models, data, flops) -> dict:  # pylint: d
     unet_flops, iteration_flops = flops
     settings = AttackSettings(eps=8 / 255, max_iter=args.iters, batch_size=args.batch)
     classifier, defence = _classifier(*models, device, args.batch, args.eot, args.gradient, **_option_kwargs(option))
+    # what one PGD iteration costs: ART's loss gradient through the defence (it returns numpy, so CUDA has finished);
+    # the first call is the warm-up (and the compilation, for compile) and gives the peak memory
     t0 = time.perf_counter()
-    classifier.loss_gradient(x, onehot)  # warm-up (and the compilation, for compile)
-    _sync(device)
-    warm = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(args.iters):  # what one PGD iteration costs: ART's loss gradient through the defence
-        classifier.loss_gradient(x, onehot)
-    _sync(device)
-    seconds = time.perf_counter() - t0
+    peak_memory, times = measure(lambda: classifier.loss_gradient(x, onehot), device, args.iters)
+    seconds = sum(times)
+    warm = time.perf_counter() - t0 - seconds
     attack = build_attack("pgd", classifier, settings, verbose=False)
     t0 = time.perf_counter()
     attack.generate(x, y=y)
@@ -163,7 +161,6 @@ def _option_row(option, args, device, models, data, flops) -> dict:  # pylint: d
     peak = args.peak_tflops if low else args.peak_tflops_float32
     project = args.project * (200 * 20 * per_sample + 2 * 20 * vote)
     rate = iteration_flops * args.batch * args.iters / seconds
-    peak_memory = torch_peak_mib(device)
     return {
         "option": option,
         "batch": args.batch,
@@ -177,20 +174,9 @@ def _option_row(option, args, device, models, data, flops) -> dict:  # pylint: d
         "iteration_gflops_per_image": iteration_flops / 1e9,
         "achieved_tflops": rate / 1e12,
         "peak_fraction": rate / (peak * 1e12) if peak else None,
-        "peak_memory_mib": peak_memory,
+        "peak_memory_mib": peak_memory / 2**20,
         "projected_paper_protocol_h": project / 3600,
     }
-
-
-def torch_peak_mib(device):
-    """Peak CUDA memory allocated since the last reset, in MiB (then reset); None on the CPU."""
-    import torch
-
-    if device.type != "cuda":
-        return None
-    peak = torch.cuda.max_memory_allocated(device) / 2**20
-    torch.cuda.reset_peak_memory_stats(device)
-    return peak
 
 
 def _rank(rank, world, args, init, results):  # pylint: disable=too-many-locals

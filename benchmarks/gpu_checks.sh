@@ -45,17 +45,15 @@ print("python", platform.python_version(), "| torch", torch.__version__, "| CUDA
       "| diffusers", diffusers.__version__, "| ART", art.__version__)
 print("device", torch.cuda.get_device_name(0), "|", torch.cuda.get_device_properties(0).total_memory // 2**20, "MiB")'
 step cuda_tests 150 python3 -m pytest tests/test_cuda.py -q -p no:cacheprovider
+scale=(python3 benchmarks/bench_scale.py --device cuda --iters 2 --peak-tflops 989 --peak-tflops-float32 495 --ranks 0)
 # issue 18: the speed options against float32, measured together in one process
-step scale_options 180 python3 benchmarks/bench_scale.py --device cuda --batch 32 --eot 4 --iters 2 \
-    --peak-tflops 989 --peak-tflops-float32 495 --options float32,bfloat16,bfloat16+channels_last,float16 \
-    --ranks 0 --out "$out/scale_options.json"
+step scale_options 180 "${scale[@]}" --batch 32 --eot 4 --options float32,bfloat16,bfloat16+channels_last,float16 \
+    --out "$out/scale_options.json"
 # issue 18: does a 4x larger batch fill the GPU better?
-step scale_batch128 120 python3 benchmarks/bench_scale.py --device cuda --batch 128 --eot 4 --iters 2 \
-    --peak-tflops 989 --peak-tflops-float32 495 --options bfloat16+channels_last --ranks 0 \
+step scale_batch128 120 "${scale[@]}" --batch 128 --eot 4 --options bfloat16+channels_last \
     --out "$out/scale_batch128.json"
 # issue 18: torch.compile of the UNet (its compilation time is the warm-up)
-step scale_compile 180 python3 benchmarks/bench_scale.py --device cuda --batch 32 --eot 4 --iters 2 \
-    --peak-tflops 989 --peak-tflops-float32 495 --options bfloat16+channels_last+compile --ranks 0 \
+step scale_compile 180 "${scale[@]}" --batch 32 --eot 4 --options bfloat16+channels_last+compile \
     --out "$out/scale_compile.json"
 # issue 15: the reconstruction search on the GPU
 step search 120 python3 benchmarks/bench_reconstruction_search.py --batch 32 --device cuda --steps 5 10 20 \
