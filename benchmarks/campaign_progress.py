@@ -13,7 +13,9 @@ figures are partial until every batch has every phase. The labels are those of t
 images, in order (the evaluations of docs/results.md use the first N of them).
 
 ``--compare A B`` pairs two runs on the same images: the examples whose every batch phase both have finished, which
-of them each run keeps after its whole cascade (its worst case), and the exact McNemar p-value of the difference.
+of them each run keeps after its whole cascade (its worst case), the exact McNemar p-value of the difference, and
+on how many of them the clean majority predictions (and, where the checkpoints have them, the clean vote counts)
+differ.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import re
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -114,6 +116,23 @@ def worst_case(run: Path, labels: np.ndarray) -> Dict[int, bool]:
     return out
 
 
+def clean_votes(run: Path) -> Dict[int, Tuple[int, Optional[Tuple[int, ...]]]]:
+    """Example index -> (clean majority prediction, its vote counts or ``None`` if the checkpoint has none), for the
+    batches of ``run`` whose clean phase has finished."""
+    phases = _phases(run)
+    if not phases:
+        return {}
+    _, size = _layout(phases)
+    out: Dict[int, Tuple[int, Optional[Tuple[int, ...]]]] = {}
+    for batch, done in phases.items():
+        if "clean" in done:
+            data = np.load(done["clean"])
+            counts = data["counts"].tolist() if "counts" in data.files else None
+            for i, prediction in enumerate(data["prediction"].tolist()):
+                out[batch * size + i] = (prediction, None if counts is None else tuple(counts[i]))
+    return out
+
+
 def mcnemar_p(only_a: int, only_b: int) -> float:
     """Two-sided exact McNemar p-value: the chance, if both runs were equally robust, of discordant pairs at least
     this uneven (a binomial test of ``only_a`` out of ``only_a + only_b`` at one half)."""
@@ -137,12 +156,16 @@ def compare(run_a: Path, run_b: Path, labels: np.ndarray) -> str:
     only_a = sum(a[i] and not b[i] for i in common)
     only_b = sum(b[i] and not a[i] for i in common)
     n = len(common)
+    clean_a, clean_b = clean_votes(run_a), clean_votes(run_b)
+    clean = f"  clean predictions differ on {sum(clean_a[i][0] != clean_b[i][0] for i in common)}"
+    if all(clean_a[i][1] is not None and clean_b[i][1] is not None for i in common):
+        clean += f", clean vote counts on {sum(clean_a[i][1] != clean_b[i][1] for i in common)}"
     return (
         f"{run_a} vs {run_b}, on the {n} examples both have finished (indices {common[0]}-{common[-1]}):\n"
         f"  robust in A {both + only_a}/{n} ({100 * (both + only_a) / n:.1f} %), "
         f"in B {both + only_b}/{n} ({100 * (both + only_b) / n:.1f} %)\n"
         f"  robust in both {both}, only in A {only_a}, only in B {only_b}, in neither {n - both - only_a - only_b}\n"
-        f"  exact McNemar p = {mcnemar_p(only_a, only_b):.3g} (two-sided)"
+        f"  exact McNemar p = {mcnemar_p(only_a, only_b):.3g} (two-sided)\n{clean}"
     )
 
 

@@ -56,6 +56,23 @@ def test_compare_pairs_the_common_examples(runs):
     assert "on the 3 examples" in text
     assert "robust in A 1/3" in text and "in B 2/3" in text
     assert "robust in both 0, only in A 1, only in B 2, in neither 0" in text
+    assert text.endswith("clean predictions differ on 1")  # example 2; these checkpoints have no vote counts
+
+
+def test_compare_counts_clean_vote_counts_that_differ(runs, tmp_path):
+    a, _, labels = runs
+    c = tmp_path / "c"
+    (c / "partial").mkdir(parents=True)
+    for run, counts in ((a, [[5, 0, 0], [0, 5, 0], [0, 0, 5]]), (c, [[5, 0, 0], [0, 4, 1], [0, 0, 5]])):
+        np.savez(
+            run / "partial" / "b00000-clean.npz",
+            prediction=np.array([0, 1, 2]),
+            counts=np.array(counts),
+            time_s=np.float64(1.0),
+        )
+    for name in ("apgd-ce", "square"):
+        (c / "partial" / f"b00000-{name}.npz").write_bytes((a / "partial" / f"b00000-{name}.npz").read_bytes())
+    assert progress.compare(a, c, labels).endswith("clean predictions differ on 0, clean vote counts on 1")
 
 
 @pytest.mark.parametrize("only_a,only_b", [(0, 0), (11, 0), (1, 5), (3, 3), (7, 20), (40, 25)])
